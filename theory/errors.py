@@ -1,0 +1,41 @@
+"""Errors shared by the whole package, and the command-line wrapper that turns them
+into one-line messages with a non-zero exit status (never a traceback)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+
+class InputError(ValueError):
+    """Bad user input: a parameter out of range, a malformed file, an unknown option."""
+
+
+class ConvergenceError(RuntimeError):
+    """A solver failed to converge; the message names the parameters and the residual."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse parser whose usage errors are a single line on stderr, exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Call ``main(argv)`` turning package errors and bad files into one-line messages.
+
+    Exit status: 0 success, 2 bad input, 3 non-convergence, 130 interrupted.
+    """
+    prog = "python -m " + main.__module__.split(".")[0]
+    try:
+        return main(argv)
+    except InputError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except ConvergenceError as exc:
+        print(f"{prog}: did not converge: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
