@@ -1,0 +1,166 @@
+"""Command line of the simulator: ``python -m simulation {run,hessian} ...``.
+
+Every subcommand has --help, defaults that give a real result in about a minute, and
+--json for scripts (JSON on stdout, nothing else; progress bars only without --json).
+Bad input gives one line on stderr and exit status 2 (theory.errors.run_cli).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from theory.errors import InputError, OneLineArgumentParser, run_cli
+from theory.io import load_npz
+
+from .data import make_problem, problem_from_arrays, random_starts, resolve_dtype
+from .flow import Integrator, StopRules, run_dynamics
+from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
+from .state import load_state, save_state
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise InputError(f"{name} must be an integer, got {text!r}") from None
+        return v
+    return parse
+
+
+def _float(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"expected a number, got {text!r}") from None
+
+
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog="python -m simulation",
+                                   description="Finite-N gradient flow for phase retrieval.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+
+    r = sub.add_parser("run", help="run B replicas of gradient flow (or GD) on one data set",
+                       description="Run B replicas from random starts on one data set drawn from the "
+                                   "seed, each to its stop rule (success |q|>=0.999, trapped, timeout).")
+    r.add_argument("--n", type=_positive_int("N"), default=500, help="dimension N (default 500)")
+    r.add_argument("--alpha", type=_float, default=6.0, help="ratio M/N (default 6)")
+    r.add_argument("--replicas", type=_positive_int("replicas"), default=16, help="number of starts B (default 16)")
+    r.add_argument("--seed", type=_positive_int("seed"), default=0, help="seed of data and starts (default 0)")
+    r.add_argument("--t-max", type=_float, default=2000.0, help="timeout in flow time (default 2000)")
+    r.add_argument("--method", default="flow", help="flow (adaptive RKC, default) or gd (projected GD)")
+    r.add_argument("--lr", type=_float, default=0.01, help="learning rate of gd (default 0.01)")
+    r.add_argument("--rtol", type=_float, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
+    r.add_argument("--grad-tol", type=_float, default=None, help="trapped when rms gradient <= this (default 1e-8; 1e-4 in float32)")
+    r.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    r.add_argument("--loss", default="quartic", help="loss name (default quartic)")
+    r.add_argument("--data", default=None, help=".npz with your own X (M,N), y (M,) and optional w_star")
+    r.add_argument("--save", default=None, help="write the final states to this .npz state file")
+    r.add_argument("--json", action="store_true", help="print JSON only")
+
+    h = sub.add_parser("hessian", help="lowest eigenpairs of the tangent Hessian of a saved state",
+                       description="Lowest eigenvalues of the tangent-space Hessian at one replica of a "
+                                   "state file, their squared overlaps with the teacher direction e, and mu.")
+    h.add_argument("--state", required=True, help="state file written by `run --save`")
+    h.add_argument("--replica", type=_positive_int("replica"), default=0, help="replica index (default 0)")
+    h.add_argument("--k", type=_positive_int("k"), default=6, help="number of lowest eigenvalues (default 6)")
+    h.add_argument("--full", action="store_true", help=f"dense diagonalisation (N <= {FULL_SPECTRUM_MAX_N}) instead of Lanczos")
+    h.add_argument("--export-measure", default=None, help="write the state's measure (yhat, y, s, mu, alpha) .npz for `python -m theory spectrum`")
+    h.add_argument("--json", action="store_true", help="print JSON only")
+    return parser
+
+
+def _load_data(path):
+    a = load_npz(path, required=("X", "y"), kind="data file")
+    return problem_from_arrays(a["X"], a["y"], a.get("w_star"))
+
+
+def cmd_run(args) -> int:
+    dtype = resolve_dtype(args.dtype)
+    stop = StopRules(t_max=args.t_max, grad_tol=args.grad_tol)
+    integ = Integrator(method=args.method, rtol=args.rtol, lr=args.lr)
+    if args.data:
+        problem = _load_data(args.data).astype(dtype)
+    else:
+        problem = make_problem(args.n, args.alpha, args.seed, dtype)
+    W0 = random_starts(problem.n, args.replicas, args.seed, dtype)
+    result = run_dynamics(problem, W0, stop, integ, args.loss, progress=not args.json)
+    if args.save:
+        save_state(args.save, problem, result, loss=args.loss, W0=W0)
+    counts = {k: int(np.sum(result.status == k)) for k in ("success", "trapped", "timeout")}
+    out = dict(
+        n=problem.n, alpha=problem.alpha, m=problem.m, replicas=args.replicas, seed=args.seed,
+        method=args.method, dtype=dtype.name, loss=args.loss, t_max=args.t_max,
+        success_fraction=result.success_fraction, counts=counts,
+        status=result.status.tolist(), final_overlap=result.q.tolist(), final_energy=result.energy.tolist(),
+        final_grad_norm=result.grad_norm.tolist(), stop_time=result.stop_time.tolist(),
+        gradient_evaluations=result.gradient_evaluations, steps=result.steps,
+        wall_seconds=round(result.wall_seconds, 3), saved=args.save,
+    )
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    rtol = integ.tolerances(dtype)[0]
+    how = f"adaptive RKC, rtol={rtol:g}" if args.method == "flow" else f"projected GD, lr={args.lr:g}"
+    print(f"gradient {'flow' if args.method == 'flow' else 'descent'} on the sphere: N={problem.n} "
+          f"alpha={problem.alpha:g} (M={problem.m}) replicas={args.replicas} seed={args.seed} "
+          f"[{how}, {dtype.name}]")
+    print(f"{'replica':>7}  {'status':<8} {'stop time':>10} {'energy/N':>11} {'overlap q':>10} {'|grad|':>9}")
+    for b in range(args.replicas):
+        print(f"{b:>7}  {result.status[b]:<8} {result.stop_time[b]:>10.3g} {result.energy[b]:>11.4g} "
+              f"{result.q[b]:>10.4f} {result.grad_norm[b]:>9.2e}")
+    print(f"success fraction {result.success_fraction:.3f}  ({counts['success']} success, "
+          f"{counts['trapped']} trapped, {counts['timeout']} timeout)")
+    print(f"wall {result.wall_seconds:.1f} s, {result.gradient_evaluations} batched gradient evaluations, "
+          f"{result.steps} steps" + (f"; states saved to {args.save}" if args.save else ""))
+    return 0
+
+
+def cmd_hessian(args) -> int:
+    st = load_state(args.state)
+    B = st.W.shape[1]
+    if not (0 <= args.replica < B):
+        raise InputError(f"replica must be in 0..{B - 1}, got {args.replica}")
+    if args.k < 1:
+        raise InputError(f"k must be >= 1, got {args.k}")
+    w = st.W[:, args.replica]
+    t0 = time.perf_counter()
+    spectrum = None
+    if args.full:
+        spectrum, probe = full_spectrum(st.problem, w, st.loss, k=args.k)
+    else:
+        probe = lowest_eigenpairs(st.problem, w, args.k, st.loss)
+    wall = time.perf_counter() - t0
+    if args.export_measure:
+        meas = state_measure(st.problem, w, st.loss)
+        if spectrum is None and st.problem.n <= FULL_SPECTRUM_MAX_N:
+            spectrum, _ = full_spectrum(st.problem, w, st.loss, k=1)
+        eig = spectrum if spectrum is not None else probe.eigenvalues
+        export_measure(args.export_measure, meas, eig, eigenvalues_complete=spectrum is not None)
+    out = dict(state=args.state, replica=args.replica, status=str(st.status[args.replica]), n=st.problem.n,
+               alpha=st.problem.alpha, method=probe.method, mu=probe.mu, energy=probe.energy, q=probe.q,
+               eigenvalues=probe.eigenvalues.tolist(), overlap2=probe.overlap2.tolist(),
+               residuals=probe.residuals.tolist(), converged=probe.converged,
+               wall_seconds=round(wall, 3), measure=args.export_measure)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"tangent Hessian of replica {args.replica} ({out['status']}) in {args.state}: N={st.problem.n} "
+          f"alpha={st.problem.alpha:g}  mu={probe.mu:.6g}  energy/N={probe.energy:.6g}  q={probe.q:.4f}")
+    print(f"{'i':>3} {'eigenvalue':>13} {'overlap2 with e':>16} {'residual':>10}")
+    for i, (lam, o, r) in enumerate(zip(probe.eigenvalues, probe.overlap2, probe.residuals)):
+        print(f"{i:>3} {lam:>13.6g} {o:>16.4g} {r:>10.2e}")
+    print(f"{probe.method}, {wall:.2f} s" + (f"; measure written to {args.export_measure}" if args.export_measure else ""))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return {"run": cmd_run, "hessian": cmd_hessian}[args.command](args)
+
+
+def entry(argv=None) -> int:
+    return run_cli(main, argv)

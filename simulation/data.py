@@ -1,0 +1,152 @@
+"""Problem instances (X, W*, y) and random starts, drawn from a seed.
+
+Conventions (docs/theory.md §1): x_m ~ N(0, I_N/N), |W*|^2 = N, y_m = <x_m, W*>,
+starts W(0) uniform on the sphere |W|^2 = N. A seed fixes every draw: the data come
+from the first child of ``SeedSequence(seed)`` and the starts from the second, so the
+same seed gives the same data whatever the number of replicas.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from theory.errors import InputError
+
+__all__ = ["Problem", "make_problem", "problem_from_arrays", "random_starts", "check_size"]
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def check_size(n: int, alpha: float) -> int:
+    """Validate (N, alpha) and return M = round(alpha N); raise InputError otherwise."""
+    if not isinstance(n, (int, np.integer)) or n < 2:
+        raise InputError(f"N must be an integer >= 2, got {n!r}")
+    if not np.isfinite(alpha) or alpha <= 0:
+        raise InputError(f"alpha must be > 0, got {alpha!r}")
+    m = int(round(alpha * n))
+    if m < 1:
+        raise InputError(f"alpha * N = {alpha * n:g} gives no measurement")
+    return m
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    """'float64' (default) or 'float32' -> numpy dtype; anything else is an InputError."""
+    if dtype is None:
+        return np.dtype(np.float64)
+    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if key not in DTYPES:
+        raise InputError(f"dtype must be float64 or float32, got {dtype!r}")
+    return np.dtype(DTYPES[key])
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One data set: sensing matrix X (M, N), labels y (M,), teacher W* (N,) or None.
+
+    Attributes
+    ----------
+    X : ndarray (M, N)
+        Rows are the sensing vectors x_m.
+    y : ndarray (M,)
+        Labels y_m = <x_m, W*> (only y^2 enters the quartic loss).
+    w_star : ndarray (N,) or None
+        The teacher, when known (needed for the overlap q and the direction e).
+    seed : int or None
+        The seed the data came from (None for user-supplied data).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    w_star: np.ndarray | None
+    seed: int | None = None
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def alpha(self) -> float:
+        return self.m / self.n
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.X.dtype
+
+    def astype(self, dtype) -> "Problem":
+        dt = resolve_dtype(dtype)
+        if dt == self.dtype:
+            return self
+        w = None if self.w_star is None else self.w_star.astype(dt)
+        return Problem(self.X.astype(dt), self.y.astype(dt), w, self.seed)
+
+
+def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    data_ss, start_ss = np.random.SeedSequence(int(seed)).spawn(2)
+    return np.random.default_rng(data_ss), np.random.default_rng(start_ss)
+
+
+def make_problem(n: int, alpha: float, seed: int, dtype="float64") -> Problem:
+    """Draw X with i.i.d. N(0, 1/N) entries, W* uniform on |W*|^2 = N, y = X W*.
+
+    Parameters
+    ----------
+    n : int
+        Dimension N >= 2.
+    alpha : float
+        Sample ratio M / N > 0 (M = round(alpha N)).
+    seed : int
+        Seed of the data stream.
+    dtype : {"float64", "float32"}
+        Storage and arithmetic precision (draws are made in float64 then cast, so the
+        float32 problem is the float64 one rounded).
+    """
+    m = check_size(n, alpha)
+    rng, _ = _streams(seed)
+    X = rng.standard_normal((m, n)) / np.sqrt(n)
+    w_star = rng.standard_normal(n)
+    w_star *= np.sqrt(n) / np.linalg.norm(w_star)
+    y = X @ w_star
+    dt = resolve_dtype(dtype)
+    return Problem(X.astype(dt, copy=False), y.astype(dt), w_star.astype(dt), int(seed))
+
+
+def problem_from_arrays(X, y, w_star=None) -> Problem:
+    """Wrap user data: X (M, N) and labels y (M,) (signs are irrelevant to the quartic
+    loss, so |y| from intensities y^2 will do); the teacher is optional."""
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[1] < 2:
+        raise InputError(f"X must be a 2-d array (M, N) with N >= 2, got shape {X.shape}")
+    if y.shape != (X.shape[0],):
+        raise InputError(f"y must have shape ({X.shape[0]},), got {y.shape}")
+    dt = np.float32 if X.dtype == np.float32 else np.float64
+    if w_star is not None:
+        w_star = np.asarray(w_star, dtype=dt)
+        if w_star.shape != (X.shape[1],):
+            raise InputError(f"w_star must have shape ({X.shape[1]},), got {w_star.shape}")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+        raise InputError("X and y must be finite")
+    return Problem(X.astype(dt, copy=False), y.astype(dt, copy=False), w_star, None)
+
+
+def random_starts(n: int, replicas: int, seed: int, dtype="float64") -> np.ndarray:
+    """B starts uniform on the sphere |W|^2 = N, as the columns of an (N, B) array.
+
+    Replica b is the same vector whatever the total number of replicas (column b of
+    the start stream), so adding replicas never changes the earlier ones.
+    """
+    if not isinstance(replicas, (int, np.integer)) or replicas < 1:
+        raise InputError(f"replicas must be an integer >= 1, got {replicas!r}")
+    _, rng = _streams(seed)
+    W = np.empty((n, replicas))
+    for b in range(replicas):  # one draw per replica keeps replica b independent of B
+        W[:, b] = rng.standard_normal(n)
+    W *= np.sqrt(n) / np.linalg.norm(W, axis=0)
+    return W.astype(resolve_dtype(dtype))

@@ -1,0 +1,469 @@
+"""Gradient flow on the sphere (error-controlled) and plain projected gradient descent,
+for a batch of B replicas sharing one data set.
+
+Flow, eq. (1.5): dW/dt = -g(W), g = grad L - mu W. The flow is stiff: the top Hessian
+eigenvalue is ~ max_m V''(yhat_m) ~ 6 max yhat^2 ~ 10^2 while trapping takes t ~ 10^2-10^3,
+and the Jacobian -H is symmetric (real spectrum). We therefore integrate with the
+second-order Runge-Kutta-Chebyshev method (RKC; Sommeijer, Shampine & Verwer, J. Comput.
+Appl. Math. 88 (1997) 315), whose s-stage stability interval grows like 0.65 s^2, with
+its embedded error estimate and a step-size controller (docs/theory.md §6). Each replica
+has its own step size; the stage count is shared by the active replicas so that every
+stage is one matrix-matrix product. After every step the states are put back on the
+sphere (|W|^2 = N to rounding).
+
+Stop rules, per replica: success when |q| >= success_overlap or e <= energy_tol;
+trapped when the rms Riemannian gradient |g|/sqrt(N) <= grad_tol; timeout at t_max.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from theory.errors import InputError
+from theory.loss import Loss, get_loss
+
+from .data import Problem
+from .landscape import LandscapePoint, evaluate, hessian_vector_product, project_sphere
+
+__all__ = ["StopRules", "Integrator", "Trajectory", "FlowResult", "run_dynamics", "log_time_grid"]
+
+STATUS_RUNNING, STATUS_SUCCESS, STATUS_TRAPPED, STATUS_TIMEOUT = 0, 1, 2, 3
+STATUS_NAMES = {STATUS_RUNNING: "running", STATUS_SUCCESS: "success",
+                STATUS_TRAPPED: "trapped", STATUS_TIMEOUT: "timeout"}
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When a replica stops (checked after every accepted step).
+
+    Attributes
+    ----------
+    t_max : float
+        Timeout.
+    success_overlap : float
+        Success when |q| >= success_overlap ...
+    energy_tol : float
+        ... or when e = L/N <= energy_tol.
+    grad_tol : float or None
+        Trapped when |g|/sqrt(N) <= grad_tol (None: 1e-8 in float64, 1e-4 in float32).
+    """
+
+    t_max: float = 2000.0
+    success_overlap: float = 0.999
+    energy_tol: float = 1e-10
+    grad_tol: float | None = None
+
+    def __post_init__(self):
+        if not (self.t_max > 0):
+            raise InputError(f"t_max must be > 0, got {self.t_max!r}")
+        if not (0 < self.success_overlap <= 1):
+            raise InputError(f"success_overlap must be in (0, 1], got {self.success_overlap!r}")
+
+    def gradient_tolerance(self, dtype) -> float:
+        if self.grad_tol is not None:
+            return self.grad_tol
+        return 1e-8 if np.dtype(dtype) == np.float64 else 1e-4
+
+
+@dataclass(frozen=True)
+class Integrator:
+    """How the dynamics is discretised.
+
+    Attributes
+    ----------
+    method : {"flow", "gd"}
+        "flow": adaptive RKC gradient flow (time is the flow time);
+        "gd": projected gradient descent W <- (W - lr grad L) rescaled to the sphere
+        (time = steps x lr), as practitioners run it.
+    rtol, atol : float
+        Local error tolerances of the flow, per component of W (components are O(1)).
+        None: 1e-6 / 1e-8 in float64, 1e-4 / 1e-5 in float32.
+    lr : float
+        Learning rate of "gd".
+    max_stages : int
+        Largest RKC stage count (bounds round-off growth).
+    """
+
+    method: str = "flow"
+    rtol: float | None = None
+    atol: float | None = None
+    lr: float = 0.01
+    max_stages: int = 256
+
+    def __post_init__(self):
+        if self.method not in ("flow", "gd"):
+            raise InputError(f"unknown method {self.method!r}; use 'flow' or 'gd'")
+        if self.method == "gd" and not (self.lr > 0):
+            raise InputError(f"learning rate must be > 0, got {self.lr!r}")
+        for name in ("rtol", "atol"):
+            v = getattr(self, name)
+            if v is not None and not (0 < v < 1):
+                raise InputError(f"{name} must be in (0, 1), got {v!r}")
+
+    def tolerances(self, dtype) -> tuple[float, float]:
+        f64 = np.dtype(dtype) == np.float64
+        rtol = self.rtol if self.rtol is not None else (1e-6 if f64 else 1e-4)
+        atol = self.atol if self.atol is not None else (1e-8 if f64 else 1e-5)
+        return rtol, atol
+
+
+def log_time_grid(t_max: float, points: int = 60, t_min: float = 1e-2) -> np.ndarray:
+    """0 followed by ``points`` log-spaced times from t_min to t_max."""
+    return np.concatenate([[0.0], np.geomspace(t_min, t_max, points)])
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Observables on a time grid; entry [k, b] is replica b at time t[k].
+
+    Entries after a replica stopped are NaN and ``recorded[k, b]`` is False.
+    """
+
+    t: np.ndarray
+    energy: np.ndarray
+    q: np.ndarray
+    mu: np.ndarray
+    grad_norm: np.ndarray
+    recorded: np.ndarray
+
+
+@dataclass(frozen=True)
+class FlowResult:
+    """Outcome of a batch of replicas.
+
+    Attributes
+    ----------
+    W : (N, B) final states on the sphere
+    status : (B,) array of str, "success" | "trapped" | "timeout"
+    stop_time, energy, q, mu, grad_norm : (B,) at the final states
+    trajectory : Trajectory
+    gradient_evaluations : int
+        Matrix-matrix gradient evaluations (each covers all active replicas).
+    steps, rejected_steps : int
+    wall_seconds : float
+    """
+
+    W: np.ndarray
+    status: np.ndarray
+    stop_time: np.ndarray
+    energy: np.ndarray
+    q: np.ndarray
+    mu: np.ndarray
+    grad_norm: np.ndarray
+    trajectory: Trajectory
+    gradient_evaluations: int
+    steps: int
+    rejected_steps: int
+    wall_seconds: float
+    method: str = "flow"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def success_fraction(self) -> float:
+        return float(np.mean(self.status == "success"))
+
+
+@lru_cache(maxsize=None)
+def rkc_coefficients(s: int) -> tuple[np.ndarray, ...]:
+    """Coefficients of the damped (eps = 2/13) second-order s-stage RKC method.
+
+    Returns arrays over stages j = 1..s: mu, nu, mu_tilde, gamma_tilde, with
+    Y_j = (1 - mu_j - nu_j) Y_0 + mu_j Y_{j-1} + nu_j Y_{j-2} + h mu~_j F(Y_{j-1}) + h gamma~_j F(Y_0)
+    (j = 1 uses only mu~_1). Chebyshev recurrences as in Sommeijer et al. (1997).
+    """
+    if s < 2:
+        raise ValueError("RKC needs s >= 2")
+    w0 = 1.0 + 2.0 / (13.0 * s * s)
+    t1 = w0 * w0 - 1.0
+    t2 = np.sqrt(t1)
+    arg = s * np.log(w0 + t2)
+    w1 = np.sinh(arg) * t1 / (np.cosh(arg) * s * t2 - w0 * np.sinh(arg))
+    mu = np.zeros(s + 1)
+    nu = np.zeros(s + 1)
+    mut = np.zeros(s + 1)
+    gat = np.zeros(s + 1)
+    b_jm1 = b_jm2 = 1.0 / (2.0 * w0) ** 2
+    mut[1] = w1 * b_jm1
+    z_jm1, z_jm2, dz_jm1, dz_jm2, d2z_jm1, d2z_jm2 = w0, 1.0, 1.0, 0.0, 0.0, 0.0
+    for j in range(2, s + 1):
+        z_j = 2 * w0 * z_jm1 - z_jm2
+        dz_j = 2 * w0 * dz_jm1 - dz_jm2 + 2 * z_jm1
+        d2z_j = 2 * w0 * d2z_jm1 - d2z_jm2 + 4 * dz_jm1
+        b_j = d2z_j / dz_j**2
+        a_jm1 = 1.0 - z_jm1 * b_jm1
+        mu[j] = 2 * w0 * b_j / b_jm1
+        nu[j] = -b_j / b_jm2
+        mut[j] = mu[j] * w1 / w0
+        gat[j] = -a_jm1 * mut[j]
+        z_jm2, z_jm1 = z_jm1, z_j
+        dz_jm2, dz_jm1 = dz_jm1, dz_j
+        d2z_jm2, d2z_jm1 = d2z_jm1, d2z_j
+        b_jm2, b_jm1 = b_jm1, b_j
+    return mu, nu, mut, gat
+
+
+def rkc_stages(h_rho: float, max_stages: int) -> int:
+    """Stage count whose stability interval (~0.653 s^2) covers h * spectral radius."""
+    return int(min(max_stages, max(2, 1 + np.ceil(np.sqrt(1.0 + 1.54 * h_rho)))))
+
+
+def rkc_max_step(s: int, rho: np.ndarray) -> np.ndarray:
+    """Largest h with h rho inside the s-stage stability interval (inverse of rkc_stages)."""
+    return ((s - 1) ** 2 - 1.0) / (1.54 * rho)
+
+
+def spectral_radius(problem, W, point, loss, V0=None, iterations=8):
+    """Largest |eigenvalue| of the tangent Hessian per replica, by batched power iteration
+    on the Hessian-vector product (one HVP per iteration covers all replicas).
+
+    Returns (estimate with a 20% safety margin, last iterate for warm starts).
+    """
+    V = V0 if V0 is not None else np.random.default_rng(0).standard_normal(W.shape).astype(W.dtype)
+    lam = np.zeros(W.shape[1])
+    for _ in range(iterations):
+        V = V / np.linalg.norm(V, axis=0)
+        HV = hessian_vector_product(problem, W, V, loss, point)
+        lam = np.linalg.norm(HV, axis=0)
+        V = HV
+    return 1.2 * lam + 1.0, V
+
+
+class _Recorder:
+    """Fills the Trajectory arrays at the grid times each replica reaches."""
+
+    def __init__(self, grid: np.ndarray, B: int):
+        self.t = grid
+        shape = (len(grid), B)
+        self.energy, self.q, self.mu, self.gn = (np.full(shape, np.nan) for _ in range(4))
+        self.recorded = np.zeros(shape, bool)
+        self.next = np.zeros(B, dtype=int)  # index of the next grid time per replica
+
+    def next_time(self, idx: np.ndarray) -> np.ndarray:
+        k = self.next[idx]
+        return np.where(k < len(self.t), self.t[np.minimum(k, len(self.t) - 1)], np.inf)
+
+    def record(self, idx, t, energy, q, mu, gn, exact: bool):
+        """Record replicas idx at time t (exact: flow steps land on grid times;
+        inexact (gd): record the first state at or after each grid time)."""
+        for j, b in enumerate(idx):
+            while self.next[b] < len(self.t) and (
+                t[j] >= self.t[self.next[b]] * (1 - 1e-12) - 1e-300
+            ):
+                k = self.next[b]
+                self.energy[k, b], self.q[k, b], self.mu[k, b], self.gn[k, b] = energy[j], q[j], mu[j], gn[j]
+                self.recorded[k, b] = True
+                self.next[b] += 1
+
+    def trajectory(self) -> Trajectory:
+        return Trajectory(self.t, self.energy, self.q, self.mu, self.gn, self.recorded)
+
+
+def run_dynamics(
+    problem: Problem,
+    W0: np.ndarray,
+    stop: StopRules = StopRules(),
+    integrator: Integrator = Integrator(),
+    loss: Loss | str | None = None,
+    times: np.ndarray | None = None,
+    progress: bool = False,
+) -> FlowResult:
+    """Run B replicas (columns of W0) of gradient flow or projected GD to their stop rule.
+
+    Parameters
+    ----------
+    problem : Problem
+        The shared data set (its dtype sets the arithmetic precision).
+    W0 : (N, B) starts (rescaled to the sphere).
+    stop, integrator : StopRules, Integrator
+    loss : loss name or Loss (default quartic)
+    times : grid of recording times (default ``log_time_grid(stop.t_max)``)
+    progress : show a tqdm bar on stderr (only if the run lasts more than ~2 s)
+
+    Returns
+    -------
+    FlowResult
+    """
+    loss = get_loss(loss)
+    W0 = np.asarray(W0)
+    if W0.ndim != 2 or W0.shape[0] != problem.n:
+        raise InputError(f"starts must have shape (N={problem.n}, B), got {W0.shape}")
+    if problem.w_star is None:
+        raise InputError("the dynamics needs the teacher W* to evaluate the stop rule on q")
+    times = log_time_grid(stop.t_max) if times is None else np.sort(np.asarray(times, float))
+    times = times[times <= stop.t_max]
+    dtype = problem.dtype
+    W = project_sphere(W0.astype(dtype, copy=True))
+    if integrator.method == "flow":
+        return _run_rkc(problem, W, stop, integrator, loss, times, progress)
+    return _run_gd(problem, W, stop, integrator, loss, times, progress)
+
+
+def _stop_status(point: LandscapePoint, q, t, stop: StopRules, grad_tol: float) -> np.ndarray:
+    status = np.full(q.shape, STATUS_RUNNING)
+    status[t >= stop.t_max * (1 - 1e-12)] = STATUS_TIMEOUT
+    status[point.grad_norm <= grad_tol] = STATUS_TRAPPED
+    status[(np.abs(q) >= stop.success_overlap) | (point.energy <= stop.energy_tol)] = STATUS_SUCCESS
+    return status
+
+
+def _progress_bar(progress: bool, B: int, method: str):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=B, desc=f"{method}: replicas stopped", unit="rep", delay=2.0, leave=False)
+
+
+class _Finals:
+    """Final per-replica values, written when a replica stops."""
+
+    def __init__(self, W: np.ndarray):
+        B = W.shape[1]
+        self.W = W.copy()
+        self.status = np.full(B, STATUS_RUNNING)
+        self.time, self.energy, self.q, self.mu, self.gn = (np.full(B, np.nan) for _ in range(5))
+
+    def store(self, idx, W, status, t, point, q):
+        self.W[:, idx] = W
+        self.status[idx] = status
+        self.time[idx], self.energy[idx], self.q[idx] = t, point.energy, q
+        self.mu[idx], self.gn[idx] = point.mu, point.grad_norm
+
+
+def _result(finals: _Finals, rec: _Recorder, n_eval, steps, rejected, t0, method, **extra) -> FlowResult:
+    names = np.array([STATUS_NAMES[s] for s in finals.status])
+    return FlowResult(finals.W, names, finals.time, finals.energy, finals.q, finals.mu, finals.gn,
+                      rec.trajectory(), n_eval, steps, rejected, time.perf_counter() - t0, method, extra)
+
+
+def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
+    t_start = time.perf_counter()
+    B = W.shape[1]
+    rtol, atol = integrator.tolerances(problem.dtype)
+    grad_tol = stop.gradient_tolerance(problem.dtype)
+    rec, finals = _Recorder(times, B), _Finals(W)
+    bar = _progress_bar(progress, B, "flow")
+
+    idx = np.arange(B)  # replicas still running; W, F, t, h below are restricted to them
+    t = np.zeros(B)
+    point = evaluate(problem, W, loss)
+    q = problem.w_star @ W / problem.n
+    n_eval, steps, rejected = 1, 0, 0
+    rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=True)
+    rho, V_power = spectral_radius(problem, W, point, loss)
+    n_eval += 8
+    h = np.full(B, min(1e-3, 1.0 / rho.max()))
+    since_rho = 0
+    step_log = []  # (earliest active time, median step, stages, active replicas) per step
+
+    while idx.size:
+        status = _stop_status(point, q, t, stop, grad_tol)
+        done = status != STATUS_RUNNING
+        if done.any():
+            finals.store(idx[done], W[:, done], status[done], t[done],
+                         _subset(point, done), q[done])
+            keep = ~done
+            idx, W, t, h, q, rho, V_power = idx[keep], W[:, keep], t[keep], h[keep], q[keep], rho[keep], V_power[:, keep]
+            point = _subset(point, keep)
+            if bar is not None:
+                bar.update(int(done.sum()))
+            if not idx.size:
+                break
+        if since_rho >= 25:
+            rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4)
+            n_eval += 4
+            since_rho = 0
+
+        # step, truncated to land on the next recording time and on t_max
+        t_target = np.minimum(rec.next_time(idx), stop.t_max)
+        h_step = np.minimum(h, t_target - t)
+        s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
+        h_step = np.minimum(h_step, rkc_max_step(s, rho))
+        mu_c, nu_c, mut_c, gat_c = rkc_coefficients(s)
+        F0 = -point.rgrad
+        Y_jm2 = W
+        Y_jm1 = W + (mut_c[1] * h_step) * F0
+        for j in range(2, s + 1):
+            F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
+            Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
+                   + h_step * (mut_c[j] * F_jm1 + gat_c[j] * F0))
+            Y_jm2, Y_jm1 = Y_jm1, Y_j
+        W_new = project_sphere(Y_jm1)
+        new_point = evaluate(problem, W_new, loss)
+        n_eval += s
+        steps += 1
+        since_rho += 1
+        step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
+
+        est = 0.8 * (W - W_new) + 0.4 * h_step * (F0 - new_point.rgrad)
+        scale = atol + rtol * np.maximum(np.abs(W), np.abs(W_new))
+        err = np.sqrt(np.mean((est / scale) ** 2, axis=0))
+        accept = err <= 1.0
+        rejected += int((~accept).sum())
+        fac = np.clip(0.8 * np.maximum(err, 1e-10) ** (-1.0 / 3.0), 0.1, 5.0)
+        truncated = h_step < h
+        h = np.where(accept & truncated, np.maximum(h, h_step * fac), h_step * fac)
+
+        W = np.where(accept, W_new, W)
+        t = np.where(accept, t + h_step, t)
+        point = _merge(point, new_point, accept)
+        q = problem.w_star @ W / problem.n
+        if accept.any():
+            a = np.flatnonzero(accept)
+            rec.record(idx[a], t[a], point.energy[a], q[a], point.mu[a], point.grad_norm[a], exact=True)
+    if bar is not None:
+        bar.close()
+    return _result(finals, rec, n_eval, steps, rejected, t_start, "flow",
+                   step_log=np.array(step_log).reshape(-1, 4))
+
+
+def _subset(point: LandscapePoint, mask) -> LandscapePoint:
+    return LandscapePoint(point.yhat[:, mask], point.energy[mask], point.grad[:, mask],
+                          point.mu[mask], point.rgrad[:, mask])
+
+
+def _merge(old: LandscapePoint, new: LandscapePoint, take_new) -> LandscapePoint:
+    if take_new.all():
+        return new
+    return LandscapePoint(*(np.where(take_new, b, a) for a, b in
+                            ((old.yhat, new.yhat), (old.energy, new.energy), (old.grad, new.grad),
+                             (old.mu, new.mu), (old.rgrad, new.rgrad))))
+
+
+def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
+    t_start = time.perf_counter()
+    B = W.shape[1]
+    lr = integrator.lr
+    grad_tol = stop.gradient_tolerance(problem.dtype)
+    rec, finals = _Recorder(times, B), _Finals(W)
+    bar = _progress_bar(progress, B, "gd")
+    idx = np.arange(B)
+    k = 0
+    point = evaluate(problem, W, loss)
+    n_eval = 1
+    while True:
+        t = np.full(idx.size, k * lr)
+        q = problem.w_star @ W / problem.n
+        rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=False)
+        status = _stop_status(point, q, t, stop, grad_tol)
+        if not np.all(np.isfinite(point.energy)):
+            raise InputError(f"gradient descent diverged at step {k}: learning rate {lr} is too large")
+        done = status != STATUS_RUNNING
+        if done.any():
+            finals.store(idx[done], W[:, done], status[done], t[done], _subset(point, done), q[done])
+            idx, W = idx[~done], W[:, ~done]
+            point = _subset(point, ~done)
+            if bar is not None:
+                bar.update(int(done.sum()))
+        if not idx.size:
+            break
+        W = project_sphere(W - lr * point.grad)
+        point = evaluate(problem, W, loss)
+        n_eval += 1
+        k += 1
+    if bar is not None:
+        bar.close()
+    return _result(finals, rec, n_eval, k, 0, t_start, "gd")
