@@ -382,14 +382,16 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
         h_step = np.minimum(h, t_target - t)
         s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
         h_step = np.minimum(h_step, rkc_max_step(s, rho))
-        mu_c, nu_c, mut_c, gat_c = rkc_coefficients(s)
+        # stages in the problem's precision (float64 coefficients would upcast float32)
+        mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
+        hs = h_step.astype(problem.dtype)
         F0 = -point.rgrad
         Y_jm2 = W
-        Y_jm1 = W + (mut_c[1] * h_step) * F0
+        Y_jm1 = W + (mut_c[1] * hs) * F0
         for j in range(2, s + 1):
             F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
             Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
-                   + h_step * (mut_c[j] * F_jm1 + gat_c[j] * F0))
+                   + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
             Y_jm2, Y_jm1 = Y_jm1, Y_j
         W_new = project_sphere(Y_jm1)
         new_point = evaluate(problem, W_new, loss)
@@ -460,7 +462,7 @@ def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
                 bar.update(int(done.sum()))
         if not idx.size:
             break
-        W = project_sphere(W - lr * point.grad)
+        W = project_sphere(W - W.dtype.type(lr) * point.grad)
         point = evaluate(problem, W, loss)
         n_eval += 1
         k += 1

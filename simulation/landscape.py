@@ -8,6 +8,7 @@ Equations: docs/theory.md §1, eqs. (1.1)-(1.7).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,7 +81,7 @@ def project_tangent(W: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 def project_sphere(W: np.ndarray) -> np.ndarray:
     """Rescale each column to the sphere |W|^2 = N."""
-    return W * (np.sqrt(W.shape[0]) / np.linalg.norm(W, axis=0))
+    return W * (math.sqrt(W.shape[0]) / np.linalg.norm(W, axis=0))  # Python float keeps float32
 
 
 def hessian_vector_product(
