@@ -38,11 +38,7 @@ def _float(text):
         raise InputError(f"expected a number, got {text!r}") from None
 
 
-def build_parser() -> OneLineArgumentParser:
-    parser = OneLineArgumentParser(prog="python -m simulation",
-                                   description="Finite-N gradient flow for phase retrieval.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
-
+def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run B replicas of gradient flow (or GD) on one data set",
                        description="Run B replicas from random starts on one data set drawn from the "
                                    "seed, each to its stop rule (success |q|>=0.999, trapped, timeout).")
@@ -61,6 +57,8 @@ def build_parser() -> OneLineArgumentParser:
     r.add_argument("--save", default=None, help="write the final states to this .npz state file")
     r.add_argument("--json", action="store_true", help="print JSON only")
 
+
+def _add_hessian(sub) -> None:
     h = sub.add_parser("hessian", help="lowest eigenpairs of the tangent Hessian of a saved state",
                        description="Lowest eigenvalues of the tangent-space Hessian at one replica of a "
                                    "state file, their squared overlaps with the teacher direction e, and mu.")
@@ -70,7 +68,6 @@ def build_parser() -> OneLineArgumentParser:
     h.add_argument("--full", action="store_true", help=f"dense diagonalisation (N <= {FULL_SPECTRUM_MAX_N}) instead of Lanczos")
     h.add_argument("--export-measure", default=None, help="write the state's measure (yhat, y, s, mu, alpha) .npz for `python -m theory spectrum`")
     h.add_argument("--json", action="store_true", help="print JSON only")
-    return parser
 
 
 def _load_data(path):
@@ -157,9 +154,26 @@ def cmd_hessian(args) -> int:
     return 0
 
 
+#: Subcommands as (name, add_parser(subparsers), command(args) -> exit status). A new
+#: subcommand lives in its own module and adds one entry here.
+SUBCOMMANDS = [
+    ("run", _add_run, cmd_run),
+    ("hessian", _add_hessian, cmd_hessian),
+]
+
+
+def build_parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog="python -m simulation",
+                                   description="Finite-N gradient flow for phase retrieval.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    for _, add, _ in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": cmd_run, "hessian": cmd_hessian}[args.command](args)
+    return {name: command for name, _, command in SUBCOMMANDS}[args.command](args)
 
 
 def entry(argv=None) -> int:
