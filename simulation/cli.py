@@ -19,6 +19,7 @@ from .data import make_problem, problem_from_arrays, random_starts, resolve_dtyp
 from .flow import Integrator, StopRules, run_dynamics
 from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
 from .state import load_state, save_state
+from .sweep import add_sweep_parser, cmd_sweep
 
 
 def _positive_int(name):
@@ -159,6 +160,7 @@ def cmd_hessian(args) -> int:
 SUBCOMMANDS = [
     ("run", _add_run, cmd_run),
     ("hessian", _add_hessian, cmd_hessian),
+    ("sweep", add_sweep_parser, cmd_sweep),
 ]
 
 
