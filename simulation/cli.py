@@ -20,6 +20,7 @@ from .flow import Integrator, StopRules, run_dynamics
 from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
 from .state import load_state, save_state
 from .sweep import add_sweep_parser, cmd_sweep
+from .tracking import add_track_parser, cmd_track
 
 
 def _positive_int(name):
@@ -161,6 +162,7 @@ SUBCOMMANDS = [
     ("run", _add_run, cmd_run),
     ("hessian", _add_hessian, cmd_hessian),
     ("sweep", add_sweep_parser, cmd_sweep),
+    ("track", add_track_parser, cmd_track),
 ]
 
 
