@@ -19,6 +19,7 @@ from .data import make_problem, problem_from_arrays, random_starts, resolve_dtyp
 from .flow import Integrator, StopRules, run_dynamics
 from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
 from .state import load_state, save_state
+from .plot import add_plot_parser, cmd_plot
 from .sweep import add_sweep_parser, cmd_sweep
 from .tracking import add_track_parser, cmd_track
 
@@ -162,6 +163,7 @@ SUBCOMMANDS = [
     ("run", _add_run, cmd_run),
     ("hessian", _add_hessian, cmd_hessian),
     ("sweep", add_sweep_parser, cmd_sweep),
+    ("plot", add_plot_parser, cmd_plot),
     ("track", add_track_parser, cmd_track),
 ]
 
