@@ -412,7 +412,7 @@ def track(problem: Problem, w0, times=DEFAULT_TIMES, *, k: int = 4, loss: Loss |
 # ---------------------------------------------------------------------------- t = 0
 def t0_label_cutoff(m: int) -> float:
     """Finite-M cutoff of the labels at t = 0, docs/theory.md eq. (4.1): y_c with
-    M P(|y| > y_c) = 1, i.e. y_c = sqrt(2) erfcinv(1/M); y_c^2 = 2 log M - log log M + O(1)."""
+    M P(|y| > y_c) = 1, i.e. y_c = sqrt(2) erfcinv(1/M); y_c^2 = 2 log M - log log M - log pi + o(1)."""
     if not (isinstance(m, (int, np.integer)) and m >= 2):
         raise InputError(f"M must be an integer >= 2, got {m!r}")
     return float(math.sqrt(2.0) * erfcinv(1.0 / m))
