@@ -5,7 +5,7 @@ registered in :data:`SUBCOMMANDS`; errors are :class:`theory.errors.InputError` 
 :class:`theory.errors.ConvergenceError`, which :func:`theory.errors.run_cli` turns into
 one-line messages (exit 2 / 3), never a traceback.
 
-Subcommands: ``spectrum`` (docs/theory.md §2). Planned: threshold, alpha-c, dmft, curve, plot.
+Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot`` (§3). Planned: dmft (§5).
 """
 from __future__ import annotations
 
@@ -127,8 +127,155 @@ def _run_spectrum(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- threshold
+def _add_closure(p) -> None:
+    from .threshold import CLOSURES, DEFAULT_CLOSURE
+
+    p.add_argument("--closure", default=DEFAULT_CLOSURE, metavar="NAME",
+                   help="; ".join(f"{k}: {v}" for k, v in CLOSURES.items()) + f" (default {DEFAULT_CLOSURE})")
+
+
+def _check_closure_arg(name: str) -> str:
+    from .threshold import CLOSURES
+
+    if name not in CLOSURES:
+        raise InputError(f"unknown closure {name!r}; choose one of {', '.join(CLOSURES)}")
+    return name
+
+
+def _print_record(record: dict, keys) -> None:
+    for key in keys:
+        print(f"{key:<20} {_format_value(record[key])}")
+
+
+def _add_threshold(subparsers) -> None:
+    p = subparsers.add_parser(
+        "threshold", help="threshold state at one alpha: energy, complexity, mu, Hessian edge and spike",
+        description="Threshold states of the spurious minima (docs/theory.md §3): zero-temperature 1RSB at "
+                    "replicon marginality, its law of (yhat, y) fed to the random-matrix core.")
+    p.add_argument("--alpha", type=_finite_float, required=True, metavar="A", help="alpha = M/N > 0")
+    _add_closure(p)
+    p.add_argument("--density", metavar="FILE.png", help="write the predicted Hessian density as PNG")
+    p.add_argument("--export-measure", metavar="PATH", help="write the predicted law as a measure file (.npz)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_run_threshold)
+
+
+def _run_threshold(args) -> int:
+    from .measure import write_measure_file
+    from .threshold import solve_threshold
+
+    if args.alpha <= 0:
+        raise InputError(f"alpha must be > 0, got {args.alpha:g}")
+    state = solve_threshold(args.alpha, closure=_check_closure_arg(args.closure))
+    if args.export_measure:
+        write_measure_file(args.export_measure, state.measure)
+    if args.density:
+        from .plots import plot_spectral_density
+
+        x, dens = _density_grid(state.spectrum, state.measure, None)
+        plot_spectral_density(args.density, x, dens.density, bulk_edge=state.bulk_edge,
+                              isolated_eigenvalue=state.isolated_eigenvalue,
+                              title=f"threshold state, alpha = {state.alpha:g}, closure {state.closure}")
+    record = state.to_dict()
+    if args.json:
+        print(json.dumps(_json_ready(record)))
+    else:
+        _print_record(record, ["alpha", "closure", "energy", "complexity", "mu", "bulk_edge",
+                               "isolated_eigenvalue", "overlap2", "Y", "chi", "bbp_residual", "converged"])
+        print(f"{'residuals':<20} " + ", ".join(f"{k} {v:.2e}" for k, v in record["residuals"].items() if v is not None))
+    return 0
+
+
+def _add_alpha_c(subparsers) -> None:
+    p = subparsers.add_parser(
+        "alpha-c", help="critical alpha where the threshold Hessian develops a spike toward the signal (BBP)",
+        description="alpha_c: root of the BBP residual (eq. 2.9) along the threshold line (docs/theory.md §3.5).")
+    _add_closure(p)
+    p.add_argument("--bracket", type=_finite_float, nargs=2, default=(6.0, 24.0), metavar=("LO", "HI"),
+                   help="alpha bracket of the root search (default 6 24)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_run_alpha_c)
+
+
+def _run_alpha_c(args) -> int:
+    from dataclasses import asdict
+
+    from .threshold import critical_alpha
+
+    result = critical_alpha(closure=_check_closure_arg(args.closure), bracket=tuple(args.bracket))
+    record = asdict(result)
+    record["bracket"] = list(result.bracket)
+    if args.json:
+        print(json.dumps(_json_ready(record)))
+    else:
+        _print_record(record, ["alpha_c", "energy_at_alpha_c", "complexity_at_alpha_c", "Y", "chi", "residual",
+                               "converged", "closure"])
+        print(f"{'bracket':<20} [{result.bracket[0]:.12g}, {result.bracket[1]:.12g}]")
+    return 0
+
+
+def _add_curve(subparsers) -> None:
+    p = subparsers.add_parser(
+        "curve", help="threshold quantities over a grid of alpha, stored as a labelled netCDF file",
+        description="Threshold states on an alpha grid (docs/theory.md §3) with alpha_c as an attribute, "
+                    "written atomically as an xarray Dataset (netCDF).")
+    p.add_argument("--alpha", nargs="+", default=["3:20:0.25"], metavar="GRID",
+                   help="alpha values or START:STOP:STEP ranges (default 3:20:0.25)")
+    _add_closure(p)
+    p.add_argument("--out", required=True, metavar="FILE.nc", help="output netCDF file")
+    p.add_argument("--json", action="store_true", help="print a JSON summary; no progress bar")
+    p.set_defaults(handler=_run_curve)
+
+
+def _run_curve(args) -> int:
+    from .curve import threshold_curve
+    from .io import parse_alpha_grid, write_netcdf
+
+    alphas = parse_alpha_grid(args.alpha)
+    ds = threshold_curve(alphas, closure=_check_closure_arg(args.closure), progress=not args.json)
+    path = write_netcdf(ds, args.out)
+    summary = dict(out=str(path), n_alpha=len(alphas), closure=args.closure,
+                   alpha_c=float(ds.attrs["alpha_c"]), converged=bool(ds["converged"].all()))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_record(summary, list(summary))
+    return 0
+
+
+def _add_plot(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plot", help="figures of a theory curve: e_th, mu and lambda_iso / overlap^2 against alpha",
+        description="Figures of a file written by `python -m theory curve` (optionally with the trapped "
+                    "energies of a `python -m simulation sweep` file).")
+    p.add_argument("--curve", required=True, metavar="FILE.nc", help="file from `python -m theory curve`")
+    p.add_argument("--sweep", metavar="FILE.nc", help="sweep file: overlay mean energies of trapped starts")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="output figure")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_run_plot)
+
+
+def _run_plot(args) -> int:
+    from .curve import read_curve
+    from .plots import plot_threshold_curve
+
+    curve = read_curve(args.curve)
+    trapped = None
+    if args.sweep:
+        from .io import load_netcdf
+
+        trapped = load_netcdf(args.sweep, kind="sweep file")
+    plot_threshold_curve(args.out, curve, trapped)
+    if args.json:
+        print(json.dumps({"out": args.out}))
+    else:
+        print(f"figure written to {args.out}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- wiring
-SUBCOMMANDS: list[Callable] = [_add_spectrum]
+SUBCOMMANDS: list[Callable] = [_add_spectrum, _add_threshold, _add_alpha_c, _add_curve, _add_plot]
 
 
 def build_parser() -> OneLineArgumentParser:

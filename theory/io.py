@@ -1,10 +1,14 @@
-"""Atomic ``.npz`` writing and validated reading, shared by state and measure files."""
+"""Files and grids shared by both halves: atomic ``.npz`` and netCDF writing, validated
+reading, alpha grids (numbers or START:STOP:STEP ranges)."""
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -47,3 +51,101 @@ def load_npz(path: str | os.PathLike, required: tuple[str, ...] = (), kind: str 
     if missing:
         raise InputError(f"{kind} {str(path)!r} lacks the arrays {missing}")
     return out
+
+
+# ---------------------------------------------------------------------------- alpha grids
+def _parse_number(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{what}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"{what}: {text!r} is not finite")
+    return value
+
+
+def parse_alpha_grid(tokens: Sequence[str] | str, max_values: int = 100_000) -> tuple[float, ...]:
+    """Alpha values from tokens that are numbers or inclusive ranges START:STOP:STEP.
+
+    ``"3:10:0.5"`` gives 3, 3.5, ..., 10 (STOP included when it lies on the grid, up to
+    1e-9 relative rounding). Values are rounded to 9 decimals, sorted and deduplicated.
+
+    Raises
+    ------
+    InputError
+        Malformed token, STEP <= 0, STOP < START, alpha <= 0, values closer than 1e-6,
+        or more than ``max_values`` values.
+    """
+    if isinstance(tokens, str):
+        tokens = [tokens]
+    values: list[float] = []
+    for tok in tokens:
+        parts = str(tok).split(":")
+        if len(parts) == 1:
+            values.append(_parse_number(parts[0], "alpha"))
+            continue
+        if len(parts) != 3:
+            raise InputError(f"alpha range {tok!r} is malformed; use START:STOP:STEP, e.g. 3:10:0.5")
+        start, stop, step = (_parse_number(p, f"alpha range {tok!r}") for p in parts)
+        if step <= 0:
+            raise InputError(f"alpha range {tok!r}: STEP must be > 0")
+        if stop < start:
+            raise InputError(f"alpha range {tok!r}: STOP must be >= START")
+        count = int(math.floor((stop - start) / step * (1 + 1e-9) + 1e-9)) + 1
+        if count > max_values:
+            raise InputError(f"alpha range {tok!r} has {count} values (at most {max_values})")
+        values.extend(start + k * step for k in range(count))
+    grid = sorted({round(v, 9) for v in values})
+    if not grid:
+        raise InputError("no alpha value given")
+    if grid[0] <= 0:
+        raise InputError(f"alpha must be > 0, got {grid[0]:g}")
+    if len(grid) > 1 and min(np.diff(grid)) < 1e-6:
+        raise InputError("alpha values must differ by at least 1e-6")
+    return tuple(grid)
+
+
+# ---------------------------------------------------------------------------- netCDF
+NETCDF_ENGINE = "h5netcdf"
+
+
+def write_netcdf(ds, path: str | os.PathLike) -> Path:
+    """Write an xarray Dataset to ``path`` atomically: temporary netCDF file in the same
+    folder, fsync, ``os.replace``. A crash leaves the old file or the new one, never a mix."""
+    path = Path(path)
+    if not path.parent.resolve().is_dir():
+        raise InputError(f"cannot write {str(path)!r}: its folder does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's 0600
+        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (power loss)
+        dirfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+    return path
+
+
+def load_netcdf(path: str | os.PathLike, kind: str = "netCDF file"):
+    """Read a netCDF file fully into memory; missing or unreadable files raise InputError."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{kind} {str(path)!r} does not exist")
+    try:
+        return xr.load_dataset(path, engine=NETCDF_ENGINE)
+    except Exception as exc:  # h5py/h5netcdf raise a variety of types on garbage
+        raise InputError(f"{kind} {str(path)!r} is not a readable netCDF file ({type(exc).__name__})") from None

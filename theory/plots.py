@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 
 from .errors import InputError  # noqa: E402
 
-__all__ = ["plot_spectral_density"]
+__all__ = ["plot_spectral_density", "plot_threshold_curve"]
 
 
 def plot_spectral_density(path: str | os.PathLike, x: np.ndarray, density: np.ndarray, *, bulk_edge: float,
@@ -40,6 +40,50 @@ def plot_spectral_density(path: str | os.PathLike, x: np.ndarray, density: np.nd
     if title:
         ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    try:
+        fig.savefig(path, format="png")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot write {str(path)!r}: {exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def plot_threshold_curve(path: str | os.PathLike, curve, sweep=None) -> None:
+    """Three panels against alpha from a theory curve (docs/theory.md §3): the threshold
+    energy (with the mean energies of trapped starts of a sweep, per N, when given), mu of
+    both closures, and the isolated eigenvalue and its overlap^2; alpha_c marked."""
+    alpha = curve["alpha"].values
+    alpha_c = float(curve.attrs["alpha_c"])
+    fig, ax = plt.subplots(1, 3, figsize=(14.0, 4.2), dpi=120)
+    ax[0].plot(alpha, curve["energy"], "k-", lw=1.8, label="threshold energy $e_{th}$ (1RSB)")
+    if sweep is not None:
+        trapped = sweep["status"] == "trapped"
+        e_tr = sweep["final_energy"].where(trapped).mean("start")
+        count = trapped.sum("start")
+        for n in sweep["n"].values:
+            sel = count.sel(n=n) > 0
+            ax[0].plot(sweep["alpha"].values[sel.values], e_tr.sel(n=n).values[sel.values], "o", ms=4,
+                       label=f"trapped gradient flow, N = {int(n)}")
+    ax[0].set_ylabel("energy per dimension $e = L/N$")
+    ax[1].plot(alpha, curve["mu_linear"], "C0-", label="$\\mu$, closure marginal")
+    ax[1].plot(alpha, curve["mu_stationary"], "C1--", label="$\\mu$, closure stationary")
+    ax[1].set_ylabel("Lagrange multiplier $\\mu$")
+    iso = curve["isolated_eigenvalue"] - curve["bulk_edge"]
+    ax[2].plot(alpha, iso, "C3-", label="$\\lambda_{iso} - \\lambda_{edge}$")
+    ax[2].set_ylabel("spike below the bulk edge")
+    ax2 = ax[2].twinx()
+    ax2.plot(alpha, curve["overlap2"], "C2--", label="overlap$^2$ with the signal")
+    ax2.set_ylabel("squared overlap of the spike with $e$")
+    ax2.set_ylim(0, 1)
+    ax[2].legend(loc="lower left", fontsize=8)
+    ax2.legend(loc="center left", fontsize=8)
+    for a in ax:
+        a.axvline(alpha_c, color="0.5", ls=":", lw=1.2, label=f"$\\alpha_c$ = {alpha_c:.4f}")
+        a.set_xlabel("$\\alpha = M/N$")
+    ax[0].legend(fontsize=8)
+    ax[1].legend(fontsize=8)
+    fig.suptitle(f"threshold states (closure {curve.attrs.get('closure')})", fontsize=10)
     fig.tight_layout()
     try:
         fig.savefig(path, format="png")

@@ -310,7 +310,7 @@ def _solve_chi_y(alpha: float, quad: Quadrature, guess=None):
     else:
         raise ConvergenceError(
             f"threshold equations (3.4)-(3.5) at alpha={alpha:g}: residual {worst:.2e} > {SOLVER_TOL:g} "
-            f"after {sol.nfev} evaluations (chi={chi:.4g}, Y={Y:.4g}; {sol.message})")
+            f"after {sol.nfev} evaluations (chi={chi:.4g}, Y={Y:.4g}; {' '.join(str(sol.message).split())})")
     return avg, int(sol.nfev)
 
 

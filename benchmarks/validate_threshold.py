@@ -1,0 +1,210 @@
+"""Threshold-state theory (docs/theory.md §3) against trapped gradient-flow states.
+
+Two stages, both reproducible (fixed seeds), run by hand (minutes to hours):
+
+1. ``simulate``: gradient flow (float32, adaptive RKC, rtol 1e-5, t_max 2000) from random
+   starts at each (N, alpha) of the plan; every replica that ends "trapped" is kept with
+   its energy, overlap q, mu, rms gradient, the empirical law of (yhat, y), the lowest
+   tangent-Hessian eigenvalues (Lanczos, k = 4) and, for N <= 1000, the full spectrum.
+   One ``.npz`` per point in ``--out`` (atomic); finished points are skipped on a rerun.
+2. ``compare``: the theory for every closure against the states: energies per N and
+   extrapolated in N, mu, the bulk edge against the lowest eigenvalues, Kolmogorov
+   distances between the predicted and empirical laws of |yhat|, and of D = V''(yhat, y);
+   prints a table (or ``--json``) and writes ``--figure`` (PNG).
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/validate_threshold.py simulate --out results/threshold
+    python benchmarks/validate_threshold.py compare --states results/threshold --figure thr.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: (N, alphas, replicas); replicas share one data set per point (fresh data across points)
+PLAN = [
+    (500, (3.0, 4.0, 5.0, 6.0, 7.0), 16),
+    (1000, (3.0, 4.0, 5.0, 6.0, 7.0), 8),
+    (2000, (3.0, 4.0, 5.0, 6.0), 4),
+    (4000, (3.0, 4.0, 5.0), 2),
+]
+SEED = 20260
+
+
+def point_path(out: Path, n: int, alpha: float) -> Path:
+    return out / f"n{n}_a{alpha:g}.npz"
+
+
+def simulate_point(n: int, alpha: float, reps: int, t_max: float = 2000.0) -> dict:
+    """Flows of one point; the trapped replicas' observables and laws."""
+    from simulation import (Integrator, StopRules, full_spectrum, lowest_eigenpairs, make_problem,
+                            random_starts, run_dynamics, state_measure)
+
+    seed = SEED + 1000 * int(round(10 * alpha)) + n
+    prob = make_problem(n, alpha, seed=seed, dtype="float32")
+    r = run_dynamics(prob, random_starts(n, reps, seed=seed, dtype="float32"), StopRules(t_max=t_max),
+                     Integrator(rtol=1e-5))
+    out = dict(n=n, alpha=alpha, seed=seed, status=np.array(r.status, dtype=str), energy=r.energy,
+               q=r.q, mu=r.mu, stop_time=r.stop_time)
+    trapped = [b for b in range(reps) if r.status[b] == "trapped"]
+    p64 = prob.astype("float64")
+    laws, lowest, spectra = [], [], []
+    for b in trapped:
+        sm = state_measure(p64, r.W[:, b].astype(np.float64))
+        laws.append(np.stack([sm.yhat, sm.y]))
+        lowest.append(lowest_eigenpairs(p64, r.W[:, b].astype(np.float64), k=4).eigenvalues)
+        if n <= 1000:
+            spectra.append(full_spectrum(p64, r.W[:, b].astype(np.float64), k=1)[0])
+    out.update(trapped=np.array(trapped, dtype=int),
+               laws=np.array(laws).reshape(len(trapped), 2, -1),
+               lowest=np.array(lowest).reshape(len(trapped), 4),
+               spectra=np.array(spectra).reshape(len(spectra), -1))
+    return out
+
+
+def simulate(out: Path, plan=PLAN) -> None:
+    from theory.io import atomic_savez
+
+    out.mkdir(parents=True, exist_ok=True)
+    for n, alphas, reps in plan:
+        for alpha in alphas:
+            path = point_path(out, n, alpha)
+            if path.exists():
+                continue
+            t0 = time.time()
+            rec = simulate_point(n, alpha, reps)
+            rec["wall_seconds"] = time.time() - t0
+            atomic_savez(path, **rec)
+            e_tr = rec["energy"][rec["trapped"]]
+            print(f"N={n} alpha={alpha:g}: {len(rec['trapped'])}/{reps} trapped, e={np.round(e_tr, 4).tolist()} "
+                  f"|q|={np.round(np.abs(rec['q'][rec['trapped']]), 3).tolist()} ({rec['wall_seconds']:.0f} s)",
+                  flush=True)
+
+
+def kolmogorov(a: np.ndarray, b: np.ndarray, wb: np.ndarray) -> float:
+    """sup |F_a - F_b| between an empirical sample a and a weighted law (b, wb)."""
+    grid = np.sort(np.concatenate([a, b]))
+    fa = np.searchsorted(np.sort(a), grid, side="right") / a.size
+    order = np.argsort(b)
+    cb = np.concatenate([[0.0], np.cumsum(wb[order])])
+    fb = cb[np.searchsorted(b[order], grid, side="right")]
+    return float(np.max(np.abs(fa - fb)))
+
+
+def compare(states: Path, figure: str | None, as_json: bool) -> int:
+    from theory.threshold import CLOSURES, solve_threshold
+
+    points = [dict(np.load(p, allow_pickle=False)) for p in sorted(states.glob("n*_a*.npz"))]
+    if not points:
+        print(f"no point files in {states}", file=sys.stderr)
+        return 2
+    alphas = sorted({float(p["alpha"]) for p in points})
+    theory = {c: {a: solve_threshold(a, closure=c) for a in alphas} for c in CLOSURES}
+    rows = []
+    for p in points:
+        a, n, tr = float(p["alpha"]), int(p["n"]), p["trapped"]
+        th = theory["marginal"][a]
+        m = th.measure
+        D_th = 6 * m.yhat**2 - 2 * m.y**2
+        row = dict(n=n, alpha=a, trapped=int(tr.size), replicas=int(p["status"].size))
+        if tr.size:
+            laws = p["laws"]
+            yh, yy = np.abs(laws[:, 0, :]).ravel(), laws[:, 1, :].ravel()
+            row.update(
+                energy_mean=float(p["energy"][tr].mean()), energy_sem=float(p["energy"][tr].std(ddof=1) / np.sqrt(tr.size)) if tr.size > 1 else None,
+                mu_mean=float(p["mu"][tr].mean()), abs_q_mean=float(np.abs(p["q"][tr]).mean()),
+                lowest_mean=float(p["lowest"][:, 0].mean()),
+                ks_abs_yhat=kolmogorov(yh, np.abs(m.yhat), m.weights),
+                ks_D=kolmogorov(6 * yh**2 - 2 * yy**2, D_th, m.weights),
+            )
+        rows.append(row)
+    th_rows = [dict(alpha=a, closure=c, energy=theory[c][a].energy, mu=theory[c][a].mu,
+                    bulk_edge=theory[c][a].bulk_edge) for c in CLOSURES for a in alphas]
+    extrap = extrapolate(rows, alphas)
+    if as_json:
+        print(json.dumps(dict(simulation=rows, theory=th_rows, extrapolation=extrap), indent=1))
+    else:
+        print("N     alpha trapped  e_sim (sem)      mu_sim   lam_min  |q|   KS|yhat| KS(D)")
+        for r in rows:
+            if r["trapped"]:
+                sem = r["energy_sem"] if r["energy_sem"] is not None else float("nan")
+                print(f"{r['n']:<5d} {r['alpha']:<5g} {r['trapped']:>2d}/{r['replicas']:<3d} {r['energy_mean']:.4f} ({sem:.4f}) "
+                      f"{r['mu_mean']:8.4f} {r['lowest_mean']:8.4f} {r['abs_q_mean']:.3f} {r['ks_abs_yhat']:.3f}    {r['ks_D']:.3f}")
+        print("theory: alpha closure energy mu bulk_edge")
+        for t in th_rows:
+            print(f"  {t['alpha']:g} {t['closure']:<10s} {t['energy']:.4f} {t['mu']:.4f} {t['bulk_edge']:.3g}")
+        print("extrapolation e(N) = e_inf + c N^(-1/2):", json.dumps(extrap))
+    if figure:
+        plot(rows, theory, alphas, figure)
+    return 0
+
+
+def extrapolate(rows, alphas) -> dict:
+    """Weighted least squares e(N) = e_inf + c / sqrt(N) per alpha (needs >= 2 sizes)."""
+    out = {}
+    for a in alphas:
+        rs = [r for r in rows if r["alpha"] == a and r["trapped"] >= 2]
+        if len(rs) < 2:
+            continue
+        x = np.array([r["n"] ** -0.5 for r in rs])
+        e = np.array([r["energy_mean"] for r in rs])
+        w = 1 / np.maximum(np.array([r["energy_sem"] for r in rs]), 1e-3) ** 2
+        A = np.stack([np.ones_like(x), x], axis=1) * np.sqrt(w)[:, None]
+        coef, *_ = np.linalg.lstsq(A, e * np.sqrt(w), rcond=None)
+        cov = np.linalg.inv(A.T @ A)
+        out[f"{a:g}"] = dict(e_inf=float(coef[0]), e_inf_err=float(np.sqrt(cov[0, 0])), slope=float(coef[1]),
+                             sizes=[r["n"] for r in rs])
+    return out
+
+
+def plot(rows, theory, alphas, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
+    a_grid = np.array(alphas)
+    ax[0].plot(a_grid, [theory["marginal"][a].energy for a in alphas], "k-", lw=2, label="threshold theory (1RSB)")
+    for n in sorted({r["n"] for r in rows}):
+        rs = [r for r in rows if r["n"] == n and r["trapped"]]
+        ax[0].errorbar([r["alpha"] for r in rs], [r["energy_mean"] for r in rs],
+                       yerr=[r["energy_sem"] or 0 for r in rs], fmt="o", ms=4, capsize=2, label=f"trapped GF, N={n}")
+    ax[0].set_xlabel(r"$\alpha = M/N$")
+    ax[0].set_ylabel(r"energy per dimension $e = L/N$")
+    ax[0].set_title("threshold energy: theory vs trapped states")
+    ax[0].legend(fontsize=8)
+    for c, style in (("marginal", "k-"), ("stationary", "k--")):
+        ax[1].plot(a_grid, [theory[c][a].mu for a in alphas], style, label=f"theory mu ({c})")
+    for n in sorted({r["n"] for r in rows}):
+        rs = [r for r in rows if r["n"] == n and r["trapped"]]
+        ax[1].plot([r["alpha"] for r in rs], [r["mu_mean"] for r in rs], "o", ms=4, label=f"trapped GF, N={n}")
+    ax[1].set_xlabel(r"$\alpha$")
+    ax[1].set_ylabel(r"Lagrange multiplier $\mu$")
+    ax[1].set_title(r"$\mu$ at the trapped states")
+    ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("simulate", help="run the flows (resumable)")
+    s.add_argument("--out", type=Path, default=Path("results/threshold"))
+    c = sub.add_parser("compare", help="theory against the stored states")
+    c.add_argument("--states", type=Path, default=Path("results/threshold"))
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--figure", default=None, help="PNG: energies and mu against alpha")
+    args = ap.parse_args(argv)
+    if args.cmd == "simulate":
+        simulate(args.out)
+        return 0
+    return compare(args.states, args.figure, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
