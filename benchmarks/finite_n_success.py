@@ -193,12 +193,23 @@ def report(out: Path, bbp_report: Path, fig_dir: Path) -> dict:
     q_star = float(np.exp(minimize_scalar(nll, bounds=(-6, 1), method="bounded").x))
 
     res = dict(q_star=q_star, points=rows, by_n={})
+    last_w = np.nan
     for n in ns:
         rr = [r for r in rows if r["n"] == n]
         a = [r["alpha"] for r in rr]
         k = [r["successes"] for r in rr]
         m = [r["starts"] for r in rr]
-        ac, w, se = fit_logistic(a, k, m) if len(rr) >= 2 else (np.nan, np.nan, np.nan)
+        width_fixed = len(rr) < 2
+        if not width_fixed:
+            ac, w, se = fit_logistic(a, k, m)
+            last_w = w
+        else:
+            # one alpha only: width taken from the largest N with >= 2 alphas (an assumption,
+            # flagged in the report); s.e. from the binomial error by the delta method
+            p_hat = min(max(k[0] / m[0], 0.5 / m[0]), 1 - 0.5 / m[0])
+            w = last_w
+            ac = a[0] - w * np.log(p_hat / (1 - p_hat))
+            se = w * np.sqrt(1 / (m[0] * p_hat * (1 - p_hat)))
         key = n if n in lam_by_n else max(lam_by_n)
         aa, LL = lam_by_n[key]
         target = np.log(q_star * np.sqrt(n) / 0.6745)
@@ -206,7 +217,7 @@ def report(out: Path, bbp_report: Path, fig_dir: Path) -> dict:
         target1 = np.log(np.sqrt(n) / 0.6745)
         ac_pred_q1 = float(np.interp(target1, LL, aa)) if LL[0] <= target1 <= LL[-1] else float("nan")
         res["by_n"][n] = dict(alpha_c=ac, width=w, alpha_c_se=se, alpha_c_pred=ac_pred, alpha_c_pred_qstar1=ac_pred_q1,
-                              lambda_from_n=key)
+                              lambda_from_n=key, width_fixed=width_fixed)
     # extrapolation alpha_c(N) = alpha_inf - c / log N (weighted least squares)
     good = [n for n in ns if np.isfinite(res["by_n"][n]["alpha_c"]) and res["by_n"][n]["alpha_c_se"] > 0]
     x = np.array([1 / np.log(n) for n in good])
@@ -219,7 +230,8 @@ def report(out: Path, bbp_report: Path, fig_dir: Path) -> dict:
                                 alpha_inf_se=float(np.sqrt(cov[0, 0])), c=float(-coef[1]), ns=good)
     A2 = np.vstack([np.ones_like(x), 1 / x]).T * sw[:, None]
     coef2, *_ = np.linalg.lstsq(A2, y * sw, rcond=None)
-    res["linear_in_log_n"] = dict(a=float(coef2[0]), b=float(coef2[1]))
+    cov2 = np.linalg.inv(A2.T @ A2)
+    res["linear_in_log_n"] = dict(a=float(coef2[0]), b=float(coef2[1]), b_se=float(np.sqrt(cov2[1, 1])))
     try:
         from theory.threshold import critical_alpha
         res["alpha_threshold_theory"] = float(critical_alpha().alpha_c)
@@ -298,7 +310,8 @@ def main(argv=None) -> int:
         res = report(out, Path(args.bbp_report), Path(args.figures))
         for n, r in res["by_n"].items():
             print(f"N={n}: alpha_c = {r['alpha_c']:.2f} +- {r['alpha_c_se']:.2f} (width {r['width']:.2f}); "
-                  f"mechanism {r['alpha_c_pred']:.2f} (q*={res['q_star']:.3g}), {r['alpha_c_pred_qstar1']:.2f} (q*=1)")
+                  f"mechanism {r['alpha_c_pred']:.2f} (q*={res['q_star']:.3g}), {r['alpha_c_pred_qstar1']:.2f} (q*=1)"
+                  + ("; width fixed from smaller N" if r["width_fixed"] else ""))
         print(json.dumps({k: res[k] for k in ("q_star", "extrapolation", "linear_in_log_n", "alpha_threshold_theory")}))
         return 0
     if args.check:
