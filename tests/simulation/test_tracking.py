@@ -196,19 +196,19 @@ def test_track_cli_help(capsys):
 # ----------------------------------------------------------------------------- slow: theory vs Lanczos
 @pytest.mark.slow
 def test_theory_vs_lanczos_along_the_flow():
-    """N = 1024, alpha = 6: where Lanczos sees a spike (overlap2 > 0.1) at t <= 0.05, the
-    split-law lambda_iso is within 6% and its overlap2 within 0.15 (docs/validation.md)."""
+    """N = 1024, alpha = 6, seed 3, t = 0.05-0.1: the split-law lambda_iso matches the
+    Lanczos eigenvector most aligned with e within 5% and its overlap2 within 0.08, while
+    the full law has no spike there (docs/validation.md). (At t = 0.02-0.035 the split
+    law is 0.4-1.2 too high with overlap2 ~0.15 too large: not asserted.)"""
     p = make_problem(1024, 6.0, 3)
     w0 = random_starts(1024, 1, 3)[:, 0]
-    tr = track(p, w0, [0.0, 0.02, 0.05], k=6)
-    checked = 0
+    tr = track(p, w0, [0.05, 0.075, 0.1], k=6)
     for pt in tr.points:
-        if pt.lanczos_spike is not None and pt.lanczos_spike_overlap2 > 0.1 and pt.t > 0:
-            assert pt.iso_theory_split is not None
-            assert pt.iso_theory_split == pytest.approx(pt.lanczos_spike, rel=0.06)
-            assert abs(pt.overlap2_theory_split - pt.lanczos_spike_overlap2) < 0.15
-            checked += 1
-    assert checked >= 1
+        assert pt.lanczos_spike is not None and pt.lanczos_spike_overlap2 > 0.1
+        assert pt.iso_theory_split is not None
+        assert pt.iso_theory_split == pytest.approx(pt.lanczos_spike, rel=0.05)
+        assert abs(pt.overlap2_theory_split - pt.lanczos_spike_overlap2) < 0.08
+        assert pt.iso_theory is None  # the extreme atoms hide the spike in the full law
 
 
 @pytest.mark.slow
