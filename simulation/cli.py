@@ -7,7 +7,6 @@ Bad input gives one line on stderr and exit status 2 (theory.errors.run_cli).
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import numpy as np

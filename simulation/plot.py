@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from theory.errors import InputError
+from theory.io import load_netcdf
 
 from .sweep import done_mask, read_sweep
 
@@ -110,15 +111,7 @@ def read_alpha_c(path: str | os.PathLike) -> float:
     InputError
         Missing or unreadable file, no alpha_c, or alpha_c not a finite positive scalar.
     """
-    import xarray as xr
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"theory file {str(path)!r} does not exist")
-    try:
-        ds = xr.load_dataset(path)
-    except Exception as exc:  # backends raise many types on garbage
-        raise InputError(f"theory file {str(path)!r} is not a readable netCDF file ({type(exc).__name__})") from None
+    ds = load_netcdf(path, kind="theory file")
     if "alpha_c" in ds.attrs:
         value = ds.attrs["alpha_c"]
     elif "alpha_c" in ds.variables:

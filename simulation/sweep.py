@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +38,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from theory import io
 from theory.errors import InputError
 
 from .data import check_size, make_problem, random_starts, resolve_dtype
@@ -54,59 +53,17 @@ PENDING = "pending"
 #: alpha enters the seed as round(alpha * ALPHA_KEY_SCALE): grids finer than 1e-6 are refused.
 ALPHA_KEY_SCALE = 10**6
 RESULT_FIELDS = ("final_energy", "final_overlap", "final_grad_norm", "stop_time")
-ENGINE = "h5netcdf"
 
 
 # ---------------------------------------------------------------------------- parameters
-def _parse_number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{what}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise InputError(f"{what}: {text!r} is not finite")
-    return value
-
-
 def parse_alpha_grid(tokens: Sequence[str] | str) -> tuple[float, ...]:
-    """Alpha values from tokens that are numbers or inclusive ranges START:STOP:STEP.
-
-    ``"3:10:0.5"`` gives 3, 3.5, ..., 10 (STOP included when it lies on the grid, up to
-    1e-9 relative rounding). Values are rounded to 9 decimals, sorted and deduplicated.
-
-    Raises
-    ------
-    InputError
-        Malformed token, STEP <= 0, STOP < START, alpha <= 0, or more than 100000 values.
-    """
-    if isinstance(tokens, str):
-        tokens = [tokens]
-    values: list[float] = []
-    for tok in tokens:
-        parts = str(tok).split(":")
-        if len(parts) == 1:
-            values.append(_parse_number(parts[0], "alpha"))
-            continue
-        if len(parts) != 3:
-            raise InputError(f"alpha range {tok!r} is malformed; use START:STOP:STEP, e.g. 3:10:0.5")
-        start, stop, step = (_parse_number(p, f"alpha range {tok!r}") for p in parts)
-        if step <= 0:
-            raise InputError(f"alpha range {tok!r}: STEP must be > 0")
-        if stop < start:
-            raise InputError(f"alpha range {tok!r}: STOP must be >= START")
-        count = int(math.floor((stop - start) / step * (1 + 1e-9) + 1e-9)) + 1
-        if count > 100_000:
-            raise InputError(f"alpha range {tok!r} has {count} values (at most 100000)")
-        values.extend(start + k * step for k in range(count))
-    grid = sorted({round(v, 9) for v in values})
-    if not grid:
-        raise InputError("no alpha value given")
-    if grid[0] <= 0:
-        raise InputError(f"alpha must be > 0, got {grid[0]:g}")
+    """Alpha grid of a sweep: :func:`theory.io.parse_alpha_grid` (numbers and inclusive
+    START:STOP:STEP ranges), plus distinct seed keys (:func:`alpha_key`)."""
+    grid = io.parse_alpha_grid(tokens)
     keys = [alpha_key(a) for a in grid]
     if len(set(keys)) != len(keys):
         raise InputError("alpha values must differ by at least 1e-6")
-    return tuple(grid)
+    return grid
 
 
 def alpha_key(alpha: float) -> int:
@@ -401,33 +358,7 @@ def empty_dataset(config: SweepConfig):
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def write_dataset(ds, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically: temporary netCDF file in the same folder,
-    fsync, ``os.replace``. A crash leaves the old file or the new one, never a mix."""
-    path = Path(path)
-    if not path.parent.resolve().is_dir():
-        raise InputError(f"cannot write {str(path)!r}: its folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's 0600
-        ds.to_netcdf(tmp, engine=ENGINE)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (power loss)
-        dirfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
-    return path
+write_dataset = io.write_netcdf
 
 
 def _stale_temporaries(path: Path) -> list[Path]:
@@ -463,16 +394,8 @@ def sweep_lock(path: str | os.PathLike):
 
 
 def load_dataset(path: str | os.PathLike, kind: str = "sweep file"):
-    """Read a netCDF file fully into memory; missing or unreadable files raise InputError."""
-    import xarray as xr
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{kind} {str(path)!r} does not exist")
-    try:
-        return xr.load_dataset(path, engine=ENGINE)
-    except Exception as exc:  # h5py/h5netcdf raise a variety of types on garbage
-        raise InputError(f"{kind} {str(path)!r} is not a readable netCDF file ({type(exc).__name__})") from None
+    """Read a netCDF file fully into memory (:func:`theory.io.load_netcdf`)."""
+    return io.load_netcdf(path, kind=kind)
 
 
 SWEEP_VARIABLES = ("success", "status", "cell_seed") + RESULT_FIELDS
@@ -680,7 +603,7 @@ def _int_arg(name):
 
 def _float_arg(text):
     try:
-        return _parse_number(text, "expected a number")
+        return io.parse_number(text, "expected a number")
     except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -54,7 +54,8 @@ def load_npz(path: str | os.PathLike, required: tuple[str, ...] = (), kind: str 
 
 
 # ---------------------------------------------------------------------------- alpha grids
-def _parse_number(text: str, what: str) -> float:
+def parse_number(text: str, what: str) -> float:
+    """``float(text)``, finite, else InputError naming ``what``."""
     try:
         value = float(text)
     except ValueError:
@@ -82,11 +83,11 @@ def parse_alpha_grid(tokens: Sequence[str] | str, max_values: int = 100_000) -> 
     for tok in tokens:
         parts = str(tok).split(":")
         if len(parts) == 1:
-            values.append(_parse_number(parts[0], "alpha"))
+            values.append(parse_number(parts[0], "alpha"))
             continue
         if len(parts) != 3:
             raise InputError(f"alpha range {tok!r} is malformed; use START:STOP:STEP, e.g. 3:10:0.5")
-        start, stop, step = (_parse_number(p, f"alpha range {tok!r}") for p in parts)
+        start, stop, step = (parse_number(p, f"alpha range {tok!r}") for p in parts)
         if step <= 0:
             raise InputError(f"alpha range {tok!r}: STEP must be > 0")
         if stop < start:

@@ -25,7 +25,7 @@ samples), so a law of 10^6 atoms is solved in a fraction of a second.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import brentq
