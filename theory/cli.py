@@ -9,6 +9,7 @@ Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot``
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -17,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import InputError, OneLineArgumentParser
+from .io import parse_number
 from .measure import read_measure_file
 
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
@@ -24,12 +26,9 @@ __all__ = ["build_parser", "main", "SUBCOMMANDS"]
 
 def _finite_float(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise InputError(f"not a finite number: {text!r}")
-    return value
+        return parse_number(text, "expected a finite number")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _json_ready(value):

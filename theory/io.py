@@ -15,25 +15,45 @@ import numpy as np
 from .errors import InputError
 
 
-def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
-    """Write ``arrays`` to ``path`` (.npz) atomically: a temporary file in the same
-    folder, fsync, then ``os.replace``. A crash leaves the old file or the new one."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _atomic_replace(path: Path, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, fsync it, then
+    ``os.replace`` it onto ``path`` and fsync the folder. A crash leaves the old file or
+    the new one, never a mix; the temporary file is removed on any error."""
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's 0600
+        write(tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (power loss)
+        dirfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
     return path
+
+
+def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
+    """Write ``arrays`` to ``path`` (.npz, folder created if needed) atomically."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return _atomic_replace(path, write)
 
 
 def load_npz(path: str | os.PathLike, required: tuple[str, ...] = (), kind: str = "file") -> dict:
@@ -111,32 +131,11 @@ NETCDF_ENGINE = "h5netcdf"
 
 
 def write_netcdf(ds, path: str | os.PathLike) -> Path:
-    """Write an xarray Dataset to ``path`` atomically: temporary netCDF file in the same
-    folder, fsync, ``os.replace``. A crash leaves the old file or the new one, never a mix."""
+    """Write an xarray Dataset to ``path`` atomically (the folder must exist)."""
     path = Path(path)
     if not path.parent.resolve().is_dir():
         raise InputError(f"cannot write {str(path)!r}: its folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's 0600
-        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (power loss)
-        dirfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
-    return path
+    return _atomic_replace(path, lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
 
 
 def load_netcdf(path: str | os.PathLike, kind: str = "netCDF file"):

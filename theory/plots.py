@@ -14,6 +14,16 @@ from .errors import InputError  # noqa: E402
 __all__ = ["plot_spectral_density", "plot_threshold_curve"]
 
 
+def _save_png(fig, path) -> None:
+    """Save ``fig`` as PNG and close it; an unwritable path is an InputError."""
+    try:
+        fig.savefig(path, format="png")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot write {str(path)!r}: {exc}") from None
+    finally:
+        plt.close(fig)
+
+
 def plot_spectral_density(path: str | os.PathLike, x: np.ndarray, density: np.ndarray, *, bulk_edge: float,
                           isolated_eigenvalue: float | None, eigenvalues: np.ndarray | None = None,
                           eigenvalues_complete: bool = False, title: str = "") -> None:
@@ -41,12 +51,7 @@ def plot_spectral_density(path: str | os.PathLike, x: np.ndarray, density: np.nd
         ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    try:
-        fig.savefig(path, format="png")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot write {str(path)!r}: {exc}") from None
-    finally:
-        plt.close(fig)
+    _save_png(fig, path)
 
 
 def plot_threshold_curve(path: str | os.PathLike, curve, sweep=None) -> None:
@@ -85,9 +90,4 @@ def plot_threshold_curve(path: str | os.PathLike, curve, sweep=None) -> None:
     ax[1].legend(fontsize=8)
     fig.suptitle(f"threshold states (closure {curve.attrs.get('closure')})", fontsize=10)
     fig.tight_layout()
-    try:
-        fig.savefig(path, format="png")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot write {str(path)!r}: {exc}") from None
-    finally:
-        plt.close(fig)
+    _save_png(fig, path)
