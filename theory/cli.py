@@ -5,7 +5,7 @@ registered in :data:`SUBCOMMANDS`; errors are :class:`theory.errors.InputError` 
 :class:`theory.errors.ConvergenceError`, which :func:`theory.errors.run_cli` turns into
 one-line messages (exit 2 / 3), never a traceback.
 
-Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot`` (§3). Planned: dmft (§5).
+Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot`` (§3), ``dmft`` (§5).
 """
 from __future__ import annotations
 
@@ -274,7 +274,68 @@ def _run_plot(args) -> int:
 
 
 # ---------------------------------------------------------------------------- wiring
-SUBCOMMANDS: list[Callable] = [_add_spectrum, _add_threshold, _add_alpha_c, _add_curve, _add_plot]
+# ---------------------------------------------------------------------------- dmft
+def _add_dmft(subparsers) -> None:
+    p = subparsers.add_parser(
+        "dmft", help="N -> infinity dynamics (DMFT) of gradient flow: energy, mu, q, lambda_iso in time",
+        description="Dynamical mean-field theory of gradient flow on the sphere (docs/theory.md §5), "
+                    "solved by Monte Carlo over the effective measurement process; the law of "
+                    "(yhat(t), y) is fed to the random-matrix core (§2).")
+    p.add_argument("--alpha", type=_finite_float, required=True, metavar="A", help="alpha = M/N > 0")
+    p.add_argument("--t-max", type=_finite_float, required=True, metavar="T", help="final time > 0")
+    p.add_argument("--q0", type=_finite_float, default=0.0, metavar="Q",
+                   help="teacher overlap at t = 0, in [0, 1) (default 0: random start)")
+    p.add_argument("--samples", type=int, default=4000, metavar="S", help="Monte Carlo samples (even, default 4000)")
+    p.add_argument("--dt-max", type=_finite_float, default=0.1, metavar="DT", help="largest time step (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the common random numbers (default 0)")
+    p.add_argument("--points", type=int, default=8, metavar="K", help="times reported (log-spaced, default 8)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (no progress on stderr)")
+    p.set_defaults(handler=_run_dmft)
+
+
+def _run_dmft(args) -> int:
+    from .dmft import DMFTGrid, solve_dmft
+
+    if args.alpha <= 0:
+        raise InputError(f"alpha must be > 0, got {args.alpha:g}")
+    if args.t_max <= 0:
+        raise InputError(f"t-max must be > 0, got {args.t_max:g}")
+    if not 0 <= args.q0 < 1:
+        raise InputError(f"q0 must be in [0, 1), got {args.q0:g}")
+    if args.samples < 2 or args.samples % 2:
+        raise InputError(f"samples must be an even integer >= 2, got {args.samples}")
+    if args.dt_max <= 0:
+        raise InputError(f"dt-max must be > 0, got {args.dt_max:g}")
+    if args.points < 1:
+        raise InputError(f"points must be >= 1, got {args.points}")
+    grid = DMFTGrid(args.t_max, dt0=min(0.005, args.dt_max), dt_max=args.dt_max)
+    res = solve_dmft(args.alpha, args.t_max, args.q0, n_samples=args.samples, grid=grid, seed=args.seed,
+                     progress=not args.json)
+    times = np.unique(np.concatenate([[0.0], np.geomspace(min(0.01, args.t_max), args.t_max, args.points)]))
+    rows = []
+    for t, summ in zip(times, res.spectrum(times)):
+        k = res.index(t)
+        rows.append({"t": float(res.t[k]), "energy": float(res.energy[k]), "energy_se": float(res.energy_se[k]),
+                     "mu": float(res.mu[k]), "q": float(res.q[k]), "bulk_edge": summ.bulk_edge,
+                     "lambda_iso": summ.isolated_eigenvalue, "overlap2": summ.overlap2,
+                     "bbp_residual": summ.residuals.bbp})
+    record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "steps": int(res.t.size - 1),
+              "residual": res.residual, "converged": res.converged, "wall_seconds": res.wall_seconds,
+              "rows": [_json_ready(r) for r in rows]}
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    print(f"alpha {res.alpha:g}, q0 {res.q0:g}, {res.n_samples} samples, {res.t.size - 1} steps, "
+          f"residual {res.residual:.2e}, {res.wall_seconds:.1f} s")
+    print(f"{'t':>9} {'energy':>10} {'+-':>7} {'mu':>9} {'q':>8} {'bulk_edge':>10} {'lambda_iso':>11} {'overlap2':>9}")
+    for r in rows:
+        iso = "none" if r["lambda_iso"] is None else f"{r['lambda_iso']:.4f}"
+        print(f"{r['t']:9.4f} {r['energy']:10.4f} {r['energy_se']:7.4f} {r['mu']:9.4f} {r['q']:8.4f} "
+              f"{r['bulk_edge']:10.4f} {iso:>11} {r['overlap2']:9.4f}")
+    return 0
+
+
+SUBCOMMANDS: list[Callable] = [_add_spectrum, _add_threshold, _add_alpha_c, _add_curve, _add_plot, _add_dmft]
 
 
 def build_parser() -> OneLineArgumentParser:

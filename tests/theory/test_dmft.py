@@ -1,0 +1,142 @@
+"""DMFT of gradient flow (theory/dmft.py, docs/theory.md §5): exact short-time limits,
+the prox step, the solver's invariants, the CLI. Slow: agreement with simulation."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from theory import dmft
+from theory.cli import main
+from theory.dmft import DMFTGrid, prox_quartic, solve_dmft, t0_limits
+from theory.errors import ConvergenceError, InputError, run_cli
+from theory.loss import QUARTIC
+
+
+# ---------------------------------------------------------------- exact t = 0 limits (eqs. 5.20-5.22)
+@pytest.mark.parametrize("alpha", [1.0, 4.0, 6.5])
+def test_t0_limits_random_start(alpha):
+    lim = t0_limits(alpha)
+    assert lim["energy"] == pytest.approx(2 * alpha, rel=1e-12)      # alpha E[V] = alpha * 4 / 2
+    assert lim["mu"] == pytest.approx(4 * alpha, rel=1e-12)
+    assert lim["de_dt"] == pytest.approx(-48 * alpha, rel=1e-12)     # -alpha E[V'^2]
+    assert abs(lim["dq_dt"]) < 1e-12
+
+
+def test_t0_limits_warm_start_closed_form():
+    # with corr(yhat, y) = q: E[(h^2 - y^2)^2] = 4 (1 - q^2), E[V' h] = 4 (1 - q^2), E[V' y] = 0
+    a, q = 4.0, 0.3
+    lim = t0_limits(a, q)
+    assert lim["energy"] == pytest.approx(2 * a * (1 - q * q), rel=1e-12)
+    assert lim["mu"] == pytest.approx(4 * a * (1 - q * q), rel=1e-12)
+    assert lim["dq_dt"] == pytest.approx(4 * a * (1 - q * q) * q, rel=1e-12)
+
+
+# ---------------------------------------------------------------- prox (eq. 5.14)
+def test_prox_solves_the_cubic_and_continues_the_stable_branch():
+    rng = np.random.default_rng(1)
+    y = 3 * rng.standard_normal(5000)
+    rhs = 3 * rng.standard_normal(5000)
+    prev = 3 * rng.standard_normal(5000)
+    for b in (0.001, 0.05, 0.5):
+        h = prox_quartic(rhs, y, b, prev)
+        assert np.max(np.abs(h + b * QUARTIC.dV(h, y) - rhs)) < 1e-8 * (1 + np.abs(rhs).max())
+        assert np.all(1 + b * QUARTIC.d2V(h, y) > -1e-9)          # never the unstable middle root
+
+
+def test_prox_small_step_is_explicit_euler():
+    y = np.array([0.3, -1.2, 2.0])
+    h0 = np.array([1.0, 0.5, -0.7])
+    b = 1e-6
+    h = prox_quartic(h0, y, b, h0)
+    np.testing.assert_allclose((h - h0) / b, -QUARTIC.dV(h0, y), rtol=1e-4)
+
+
+# ---------------------------------------------------------------- solver
+@pytest.fixture(scope="module")
+def short_run():
+    return solve_dmft(4.0, 0.3, n_samples=2000, grid=DMFTGrid(0.3, dt0=0.002, dt_max=0.02), seed=3)
+
+
+def test_solver_t0_values_match_exact_limits(short_run):
+    r = short_run
+    lim = t0_limits(4.0)
+    assert abs(r.energy[0] - lim["energy"]) < 4 * r.energy_se[0]
+    assert abs(r.mu[0] - lim["mu"]) < 4 * r.mu_se[0]
+    # initial slope: first backward-Euler step against -alpha E[V'^2] of the same samples
+    h0, y = r.h[:, 0], r.y
+    slope = (r.energy[1] - r.energy[0]) / r.t[1]
+    sample_slope = -4.0 * np.mean(QUARTIC.dV(h0, y) ** 2)
+    assert slope == pytest.approx(sample_slope, rel=0.05)
+    assert abs(sample_slope - lim["de_dt"]) < 0.15 * abs(lim["de_dt"])
+
+
+def test_solver_invariants(short_run):
+    r = short_run
+    np.testing.assert_allclose(np.diag(r.C), 1.0, atol=1e-9)       # |W|^2 = N (eq. 5.18)
+    assert np.all(r.q == 0.0)                                       # q0 = 0 stays 0 (symmetry)
+    assert np.all(np.diff(r.energy[:20]) < 0)                       # early descent
+    assert np.allclose(np.triu(r.R, 1), 0.0) and np.all(np.diag(r.R) > 0)
+    assert r.converged and r.residual < 1e-6
+    w = np.linalg.eigvalsh(r.C)
+    assert w.min() > -1e-8                                          # a covariance
+
+
+def test_warm_start_initial_growth_of_q():
+    r = solve_dmft(4.0, 0.02, q0=0.3, n_samples=2000, grid=DMFTGrid(0.02, dt0=0.001, dt_max=0.001), seed=5)
+    lim = t0_limits(4.0, 0.3)
+    slope = (r.q[1] - r.q[0]) / r.t[1]
+    assert slope == pytest.approx(lim["dq_dt"], rel=0.15)
+    assert np.all(np.diff(r.q) > 0)
+
+
+def test_measure_and_spectrum_at_positive_time(short_run):
+    m = short_run.measure(0.2)
+    assert m.alpha == 4.0 and m.yhat.size == 2000
+    np.testing.assert_allclose(m.s, m.y)                            # q = 0: s = y
+    (summ,) = short_run.spectrum([0.2])
+    assert math.isfinite(summ.bulk_edge)
+
+
+@pytest.mark.parametrize("kwargs", [dict(alpha=0.0, t_max=1.0), dict(alpha=4.0, t_max=-1.0),
+                                    dict(alpha=4.0, t_max=1.0, q0=1.0), dict(alpha=4.0, t_max=1.0, n_samples=7)])
+def test_bad_input(kwargs):
+    with pytest.raises(InputError):
+        solve_dmft(**kwargs)
+
+
+def test_non_convergence_names_parameters(monkeypatch):
+    monkeypatch.setattr(dmft, "INNER_MAX_ITER", 1)
+    with pytest.raises(ConvergenceError, match="alpha=4"):
+        solve_dmft(4.0, 0.05, n_samples=200)
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_json(capsys):
+    assert run_cli(main, ["dmft", "--alpha", "4", "--t-max", "0.1", "--samples", "400", "--dt-max", "0.02",
+                          "--points", "3", "--json"]) == 0
+    out, err = capsys.readouterr()
+    rec = json.loads(out)
+    assert rec["alpha"] == 4.0 and rec["rows"][0]["t"] == 0.0
+    assert rec["rows"][0]["energy"] == pytest.approx(8.0, rel=0.3)
+    assert err == ""
+
+
+@pytest.mark.parametrize("argv", [["dmft", "--alpha", "-1", "--t-max", "1"],
+                                  ["dmft", "--alpha", "4", "--t-max", "1", "--q0", "1.5"],
+                                  ["dmft", "--alpha", "4", "--t-max", "1", "--samples", "3"],
+                                  ["dmft", "--alpha", "x", "--t-max", "1"]])
+def test_cli_bad_input_exit_2(argv, capsys):
+    try:
+        code = run_cli(main, argv)
+    except SystemExit as exc:      # argparse usage errors
+        code = exc.code
+    assert code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_cli_non_convergence_exit_3(monkeypatch, capsys):
+    monkeypatch.setattr(dmft, "INNER_MAX_ITER", 1)
+    assert run_cli(main, ["dmft", "--alpha", "4", "--t-max", "0.05", "--samples", "200", "--json"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did not converge" in err[0]
