@@ -29,8 +29,8 @@ import numpy as np
 PLAN = [
     (500, (3.0, 4.0, 5.0, 6.0, 7.0), 16),
     (1000, (3.0, 4.0, 5.0, 6.0, 7.0), 8),
-    (2000, (3.0, 4.0, 5.0, 6.0), 4),
-    (4000, (3.0, 4.0, 5.0), 2),
+    (2000, (3.0, 4.0, 5.0), 4),
+    (4000, (3.0,), 2),
 ]
 SEED = 20260
 
@@ -59,10 +59,11 @@ def simulate_point(n: int, alpha: float, reps: int, t_max: float = 2000.0) -> di
         lowest.append(lowest_eigenpairs(p64, r.W[:, b].astype(np.float64), k=4).eigenvalues)
         if n <= 1000:
             spectra.append(full_spectrum(p64, r.W[:, b].astype(np.float64), k=1)[0])
+    m = prob.m
     out.update(trapped=np.array(trapped, dtype=int),
-               laws=np.array(laws).reshape(len(trapped), 2, -1),
+               laws=np.array(laws).reshape(len(trapped), 2, m),
                lowest=np.array(lowest).reshape(len(trapped), 4),
-               spectra=np.array(spectra).reshape(len(spectra), -1))
+               spectra=np.array(spectra).reshape(len(spectra), n - 1))
     return out
 
 
@@ -95,6 +96,30 @@ def kolmogorov(a: np.ndarray, b: np.ndarray, wb: np.ndarray) -> float:
     return float(np.max(np.abs(fa - fb)))
 
 
+def own_law_edge(law: np.ndarray, alpha: float, mu: float) -> float:
+    """Bulk edge (§2) of a trapped state's own empirical law and mu (s is not stored, so
+    no spike: at |q| > 0 it would need s = sqrt(N) <x, e>, not y)."""
+    from theory.measure import Measure
+    from theory.spectrum import spectrum_summary
+
+    return spectrum_summary(Measure.empirical(law[0], law[1], alpha=alpha, mu=float(mu))).bulk_edge
+
+
+def finite_m_edge(state, n: int, samples: int = 8, seed: int = 0) -> float:
+    """Mean §2 edge of M = alpha N atoms drawn from the predicted law (the finite-M gap,
+    docs/theory.md §3.6), with the closure's mu."""
+    from theory.measure import Measure
+    from theory.spectrum import spectrum_summary
+
+    rng = np.random.default_rng(seed)
+    m, M = state.measure, int(round(state.alpha * n))
+    edges = []
+    for _ in range(samples):
+        idx = rng.choice(m.size, size=M, p=m.weights)
+        edges.append(spectrum_summary(Measure.empirical(m.yhat[idx], m.y[idx], alpha=state.alpha, mu=state.mu)).bulk_edge)
+    return float(np.mean(edges))
+
+
 def compare(states: Path, figure: str | None, as_json: bool) -> int:
     from theory.threshold import CLOSURES, solve_threshold
 
@@ -120,27 +145,75 @@ def compare(states: Path, figure: str | None, as_json: bool) -> int:
                 lowest_mean=float(p["lowest"][:, 0].mean()),
                 ks_abs_yhat=kolmogorov(yh, np.abs(m.yhat), m.weights),
                 ks_D=kolmogorov(6 * yh**2 - 2 * yy**2, D_th, m.weights),
+                ks_V=kolmogorov(0.5 * (yh**2 - yy**2) ** 2, 0.5 * (m.yhat**2 - m.y**2) ** 2, m.weights),
+                edge_own_law=float(np.mean([own_law_edge(law, a, mu) for law, mu in zip(laws, p["mu"][tr])])),
+                **{f"edge_finite_M_{c}": finite_m_edge(theory[c][a], n) for c in CLOSURES},
             )
         rows.append(row)
     th_rows = [dict(alpha=a, closure=c, energy=theory[c][a].energy, mu=theory[c][a].mu,
                     bulk_edge=theory[c][a].bulk_edge) for c in CLOSURES for a in alphas]
     extrap = extrapolate(rows, alphas)
+    densities = density_comparison(points, theory, figure)
     if as_json:
-        print(json.dumps(dict(simulation=rows, theory=th_rows, extrapolation=extrap), indent=1))
+        print(json.dumps(dict(simulation=rows, theory=th_rows, extrapolation=extrap, densities=densities), indent=1))
     else:
-        print("N     alpha trapped  e_sim (sem)      mu_sim   lam_min  |q|   KS|yhat| KS(D)")
+        print("N     alpha trapped  e_sim (sem)      mu_sim   lam_min  own-law  finiteM-marg finiteM-stat  |q|   KS|yhat| KS(D) KS(V)")
         for r in rows:
             if r["trapped"]:
                 sem = r["energy_sem"] if r["energy_sem"] is not None else float("nan")
                 print(f"{r['n']:<5d} {r['alpha']:<5g} {r['trapped']:>2d}/{r['replicas']:<3d} {r['energy_mean']:.4f} ({sem:.4f}) "
-                      f"{r['mu_mean']:8.4f} {r['lowest_mean']:8.4f} {r['abs_q_mean']:.3f} {r['ks_abs_yhat']:.3f}    {r['ks_D']:.3f}")
+                      f"{r['mu_mean']:8.4f} {r['lowest_mean']:8.4f} {r['edge_own_law']:8.4f} {r['edge_finite_M_marginal']:10.4f} "
+                      f"{r['edge_finite_M_stationary']:12.4f}  {r['abs_q_mean']:.3f} {r['ks_abs_yhat']:.3f}    {r['ks_D']:.3f} {r['ks_V']:.3f}")
         print("theory: alpha closure energy mu bulk_edge")
         for t in th_rows:
             print(f"  {t['alpha']:g} {t['closure']:<10s} {t['energy']:.4f} {t['mu']:.4f} {t['bulk_edge']:.3g}")
         print("extrapolation e(N) = e_inf + c N^(-1/2):", json.dumps(extrap))
+        print("full spectra of trapped states vs predicted density (Kolmogorov):", json.dumps(densities))
     if figure:
         plot(rows, theory, alphas, figure)
     return 0
+
+
+def density_comparison(points, theory, figure: str | None) -> dict:
+    """Kolmogorov distance between the pooled full spectra of the trapped states (N <= 1000)
+    and the predicted threshold density of each closure; a figure per alpha with a spectrum."""
+    from theory.spectrum import bulk_density
+
+    out, panels = {}, []
+    for p in points:
+        if not p["spectra"].size:
+            continue
+        a, n = float(p["alpha"]), int(p["n"])
+        lam = np.sort(p["spectra"].ravel())
+        x = np.linspace(min(lam[0], 0.0) - 1.0, lam[-1] + 1.0, 3000)
+        rec = {}
+        for c, th in ((c, theory[c][a]) for c in theory):
+            dens = bulk_density(x, th.measure, strict=False).density
+            cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(x))])
+            emp = np.searchsorted(lam, x, side="right") / lam.size
+            rec[c] = float(np.max(np.abs(cdf - emp)))
+            if c == "marginal":
+                panels.append((a, n, lam, x, dens, theory["stationary"][a].bulk_edge))
+        out[f"N{n}_a{a:g}"] = rec
+    if figure and panels:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        panels = [pn for pn in panels if pn[1] == max(q[1] for q in panels)][:3]
+        fig, ax = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+        for axis, (a, n, lam, x, dens, gap) in zip(ax[0], panels):
+            axis.hist(lam, bins=80, density=True, color="0.8", edgecolor="0.6", label=f"trapped states, N={n}")
+            axis.plot(x, dens, "C0-", label="predicted, closure marginal")
+            axis.plot(x + gap, dens, "C1--", label="predicted, closure stationary")
+            axis.set_xlim(-0.5, np.quantile(lam, 0.995))
+            axis.set_xlabel(r"eigenvalue $\lambda$ of the tangent Hessian")
+            axis.set_ylabel("density")
+            axis.set_title(rf"$\alpha$ = {a:g}", fontsize=10)
+            axis.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(str(Path(figure).with_name(Path(figure).stem + "_density.png")), dpi=120)
+    return out
 
 
 def extrapolate(rows, alphas) -> dict:
