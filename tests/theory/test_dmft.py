@@ -140,3 +140,37 @@ def test_cli_non_convergence_exit_3(monkeypatch, capsys):
     assert run_cli(main, ["dmft", "--alpha", "4", "--t-max", "0.05", "--samples", "200", "--json"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did not converge" in err[0]
+
+
+# ---------------------------------------------------------------- slow: against simulation
+@pytest.mark.slow
+def test_warm_start_against_simulation():
+    """alpha = 4, q0 = 0.3: DMFT (2 seeds x S = 4000) vs 4 starts at N = 1000 (measured in
+    docs/validation.md with more statistics: agreement within ~2 standard errors)."""
+    from simulation.data import make_problem
+    from simulation.flow import Integrator, StopRules, run_dynamics
+
+    import importlib.util
+    import pathlib
+    spec = importlib.util.spec_from_file_location(
+        "validate_dmft", pathlib.Path(__file__).parents[2] / "benchmarks" / "validate_dmft.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    runs = [solve_dmft(4.0, 0.5, 0.3, n_samples=4000, seed=s, grid=DMFTGrid(0.5, dt_max=0.05)) for s in (0, 1)]
+    times = runs[0].t
+    qs, es = [], []
+    for b in range(4):
+        problem = make_problem(1000, 4.0, seed=1000 + b)
+        res = run_dynamics(problem, mod.warm_start(problem, 0.3, 2000 + b),
+                           StopRules(t_max=0.5, success_overlap=1.0, energy_tol=0.0, grad_tol=0.0),
+                           Integrator(rtol=1e-7, atol=1e-9), times=times)
+        qs.append(np.abs(res.trajectory.q[:, 0]))
+        es.append(res.trajectory.energy[:, 0])
+    qs, es = np.array(qs), np.array(es)
+    for t in (0.1, 0.3, 0.5):
+        k = runs[0].index(t)
+        q_d = np.mean([r.q[k] for r in runs])
+        e_d = np.mean([r.energy[k] for r in runs])
+        assert abs(q_d - qs[:, k].mean()) < 0.05
+        assert abs(e_d - es[:, k].mean()) < 0.15 * es[:, k].mean() + 0.05
