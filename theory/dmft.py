@@ -43,6 +43,12 @@ __all__ = ["DMFTGrid", "DMFTResult", "solve_dmft", "time_grid", "prox_quartic", 
 #: Inner (per time step) fixed point: tolerance on the change of the kernel rows.
 INNER_TOL = 1e-9
 INNER_MAX_ITER = 200
+#: Runaway guard: the norm-fixed multiplier (eq. 5.18) and the observable mu (eq. 5.24)
+#: agree up to Monte Carlo noise and O(dt); beyond |mu_mult - mu| > MULT_TOL_ABS +
+#: MULT_TOL_REL |mu| the solution has run away (heavy-tailed estimate of the memory kernel
+#: K, docs/theory.md 5.5) and ConvergenceError is raised.
+MULT_TOL_ABS = 2.0
+MULT_TOL_REL = 0.5
 
 
 # ---------------------------------------------------------------------------- grid
@@ -362,6 +368,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
     t_start = time.perf_counter()
     last_report = t_start
     worst_residual = 0.0
+    worst_gap = 0.0
     inner_total = 0
     for k in range(1, n + 1):
         dt = dts[k]
@@ -442,6 +449,12 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         Vp[:, k] = Vk
         B[k, :, :k] = (dt * Dk[:, None] * Jk).astype(B.dtype, copy=False)
         B[k, :, k] = dt * Dk * Jkk
+        mu_obs_k = alpha * float(np.mean(Vk * hk))
+        gap = abs(mu_k - mu_obs_k)
+        worst_gap = max(worst_gap, gap)
+        if gap > MULT_TOL_ABS + MULT_TOL_REL * abs(mu_obs_k):
+            raise ConvergenceError(f"runaway at t={t[k]:.4g} ({label}): norm multiplier {mu_k:.3g} vs "
+                                   f"alpha E[V'h] = {mu_obs_k:.3g}; more samples or another seed")
         now = time.perf_counter()
         if progress and (now - last_report > 2.0 or k == n):
             print(f"dmft {label}: t = {t[k]:.4g} ({k}/{n}), q = {q_k:.4f}, "
@@ -463,7 +476,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
                       wall_seconds=time.perf_counter() - t_start, memory_bytes=int(B.nbytes),
                       n_samples=S, inner_iterations=inner_total,
                       extra={"grid": grid, "seed": seed, "partners": P,
-                             "norm_error": float(np.max(np.abs(np.diag(C) + q * q - 1.0))), "C_perp": C, "K": K, "M_C": Mc})
+                             "multiplier_gap": worst_gap, "norm_error": float(np.max(np.abs(np.diag(C) + q * q - 1.0))), "C_perp": C, "K": K, "M_C": Mc})
 
 
 def _sobol_normal_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
