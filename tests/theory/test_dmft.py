@@ -145,8 +145,11 @@ def test_cli_non_convergence_exit_3(monkeypatch, capsys):
 # ---------------------------------------------------------------- slow: against simulation
 @pytest.mark.slow
 def test_warm_start_against_simulation():
-    """alpha = 4, q0 = 0.3: DMFT (2 seeds x S = 4000) vs 4 starts at N = 1000 (measured in
-    docs/validation.md with more statistics: agreement within ~2 standard errors)."""
+    """alpha = 4, q0 = 0.3: DMFT (3 seeds x S = 8000) vs 4 starts at N = 1000.
+
+    Measured (docs/validation.md): q DMFT 0.598 / 0.842 / 0.950 vs sim 0.610 / 0.860 / 0.960 at
+    t = 0.1 / 0.3 / 0.5; e 2.21 / 0.71 / 0.20 vs 2.27 / 0.66 / 0.15. At S = 4000 the seed
+    spread of e(0.5) is 0.14-0.38, too wide for this test."""
     from simulation.data import make_problem
     from simulation.flow import Integrator, StopRules, run_dynamics
 
@@ -157,7 +160,7 @@ def test_warm_start_against_simulation():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
 
-    runs = [solve_dmft(4.0, 0.5, 0.3, n_samples=4000, seed=s, grid=DMFTGrid(0.5, dt_max=0.05)) for s in (0, 1)]
+    runs = [solve_dmft(4.0, 0.5, 0.3, n_samples=8000, seed=s, grid=DMFTGrid(0.5, dt_max=0.05)) for s in (0, 1, 2)]
     times = runs[0].t
     qs, es = [], []
     for b in range(4):
@@ -172,5 +175,5 @@ def test_warm_start_against_simulation():
         k = runs[0].index(t)
         q_d = np.mean([r.q[k] for r in runs])
         e_d = np.mean([r.energy[k] for r in runs])
-        assert abs(q_d - qs[:, k].mean()) < 0.05
-        assert abs(e_d - es[:, k].mean()) < 0.15 * es[:, k].mean() + 0.05
+        assert abs(q_d - qs[:, k].mean()) < 0.03
+        assert abs(e_d - es[:, k].mean()) < 0.15 * es[:, k].mean() + 0.1
