@@ -273,7 +273,6 @@ def _run_plot(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------- wiring
 # ---------------------------------------------------------------------------- dmft
 def _add_dmft(subparsers) -> None:
     p = subparsers.add_parser(
@@ -335,6 +334,7 @@ def _run_dmft(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- wiring
 SUBCOMMANDS: list[Callable] = [_add_spectrum, _add_threshold, _add_alpha_c, _add_curve, _add_plot, _add_dmft]
 
 
