@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .errors import InputError, OneLineArgumentParser
-from .io import parse_number
+from .io import json_ready, parse_number
 from .measure import read_measure_file
 
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
@@ -31,12 +30,7 @@ def _finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _json_ready(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    return value
+_json_ready = json_ready
 
 
 def _format_value(value) -> str:

@@ -73,6 +73,16 @@ def load_npz(path: str | os.PathLike, required: tuple[str, ...] = (), kind: str 
     return out
 
 
+def json_ready(value):
+    """``value`` with non-finite floats replaced by None, recursively through dicts (JSON has
+    no inf/NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    return value
+
+
 # ---------------------------------------------------------------------------- alpha grids
 def parse_number(text: str, what: str) -> float:
     """``float(text)``, finite, else InputError naming ``what``."""

@@ -165,14 +165,9 @@ class SpectrumSummary:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; non-finite floats (rho_edge = -inf) become None."""
-        def clean(value):
-            if isinstance(value, float) and not math.isfinite(value):
-                return None
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            return value
+        from .io import json_ready
 
-        return clean(asdict(self))
+        return json_ready(asdict(self))
 
 
 @dataclass(frozen=True, eq=False)
