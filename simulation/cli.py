@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from theory.errors import InputError, OneLineArgumentParser, run_cli
-from theory.io import load_npz
+from theory.io import integer_arg, load_npz, number_arg
 
 from .data import make_problem, problem_from_arrays, random_starts, resolve_dtype
 from .flow import Integrator, StopRules, run_dynamics
@@ -23,36 +23,19 @@ from .sweep import add_sweep_parser, cmd_sweep
 from .tracking import add_track_parser, cmd_track
 
 
-def _positive_int(name):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise InputError(f"{name} must be an integer, got {text!r}") from None
-        return v
-    return parse
-
-
-def _float(text):
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"expected a number, got {text!r}") from None
-
-
 def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run B replicas of gradient flow (or GD) on one data set",
                        description="Run B replicas from random starts on one data set drawn from the "
                                    "seed, each to its stop rule (success |q|>=0.999, trapped, timeout).")
-    r.add_argument("--n", type=_positive_int("N"), default=500, help="dimension N (default 500)")
-    r.add_argument("--alpha", type=_float, default=6.0, help="ratio M/N (default 6)")
-    r.add_argument("--replicas", type=_positive_int("replicas"), default=16, help="number of starts B (default 16)")
-    r.add_argument("--seed", type=_positive_int("seed"), default=0, help="seed of data and starts (default 0)")
-    r.add_argument("--t-max", type=_float, default=2000.0, help="timeout in flow time (default 2000)")
+    r.add_argument("--n", type=integer_arg("N"), default=500, help="dimension N (default 500)")
+    r.add_argument("--alpha", type=number_arg, default=6.0, help="ratio M/N (default 6)")
+    r.add_argument("--replicas", type=integer_arg("replicas"), default=16, help="number of starts B (default 16)")
+    r.add_argument("--seed", type=integer_arg("seed"), default=0, help="seed of data and starts (default 0)")
+    r.add_argument("--t-max", type=number_arg, default=2000.0, help="timeout in flow time (default 2000)")
     r.add_argument("--method", default="flow", help="flow (adaptive RKC, default) or gd (projected GD)")
-    r.add_argument("--lr", type=_float, default=0.01, help="learning rate of gd (default 0.01)")
-    r.add_argument("--rtol", type=_float, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
-    r.add_argument("--grad-tol", type=_float, default=None, help="trapped when rms gradient <= this (default 1e-8; 1e-4 in float32)")
+    r.add_argument("--lr", type=number_arg, default=0.01, help="learning rate of gd (default 0.01)")
+    r.add_argument("--rtol", type=number_arg, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
+    r.add_argument("--grad-tol", type=number_arg, default=None, help="trapped when rms gradient <= this (default 1e-8; 1e-4 in float32)")
     r.add_argument("--dtype", default="float64", help="float64 (default) or float32")
     r.add_argument("--loss", default="quartic", help="loss name (default quartic)")
     r.add_argument("--data", default=None, help=".npz with your own X (M,N), y (M,) and optional w_star")
@@ -65,8 +48,8 @@ def _add_hessian(sub) -> None:
                        description="Lowest eigenvalues of the tangent-space Hessian at one replica of a "
                                    "state file, their squared overlaps with the teacher direction e, and mu.")
     h.add_argument("--state", required=True, help="state file written by `run --save`")
-    h.add_argument("--replica", type=_positive_int("replica"), default=0, help="replica index (default 0)")
-    h.add_argument("--k", type=_positive_int("k"), default=6, help="number of lowest eigenvalues (default 6)")
+    h.add_argument("--replica", type=integer_arg("replica"), default=0, help="replica index (default 0)")
+    h.add_argument("--k", type=integer_arg("k"), default=6, help="number of lowest eigenvalues (default 6)")
     h.add_argument("--full", action="store_true", help=f"dense diagonalisation (N <= {FULL_SPECTRUM_MAX_N}) instead of Lanczos")
     h.add_argument("--export-measure", default=None, help="write the state's measure (yhat, y, s, mu, alpha) .npz for `python -m theory spectrum`")
     h.add_argument("--json", action="store_true", help="print JSON only")

@@ -27,7 +27,6 @@ the machines that run the chunks.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import threading
@@ -592,22 +591,6 @@ def _execute(config, chunks, ds, out, scheduler, workers, progress, previously) 
 
 
 # ---------------------------------------------------------------------------- command line
-def _int_arg(name):
-    def parse(text):
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-    return parse
-
-
-def _float_arg(text):
-    try:
-        return io.parse_number(text, "expected a number")
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def add_sweep_parser(sub) -> None:
     """``python -m simulation sweep``: register the subparser."""
     p = sub.add_parser(
@@ -616,24 +599,24 @@ def add_sweep_parser(sub) -> None:
                     "derived from (--seed, N, alpha, start), and store the labelled results (xarray, netCDF4) "
                     "chunk by chunk. Rerunning the same command resumes; other arguments on an existing "
                     "file are refused.")
-    p.add_argument("--n", type=_int_arg("N"), nargs="+", default=[128], metavar="N",
+    p.add_argument("--n", type=io.integer_arg("N"), nargs="+", default=[128], metavar="N",
                    help="dimensions (default 128)")
     p.add_argument("--alpha", nargs="+", default=["3:8:1"], metavar="A",
                    help="values and/or inclusive ranges START:STOP:STEP (default 3:8:1)")
-    p.add_argument("--starts", type=_int_arg("starts"), default=16, help="starts per (alpha, N) (default 16)")
+    p.add_argument("--starts", type=io.integer_arg("starts"), default=16, help="starts per (alpha, N) (default 16)")
     p.add_argument("--out", default="sweep.nc", help="netCDF file to create or resume (default sweep.nc)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask distributed scheduler, e.g. tcp://127.0.0.1:8786 (default: local processes)")
-    p.add_argument("--workers", type=_int_arg("workers"), default=None,
+    p.add_argument("--workers", type=io.integer_arg("workers"), default=None,
                    help="local worker processes (default min(2, cpu count); 0 = in this process)")
-    p.add_argument("--chunk", type=_int_arg("chunk"), default=4,
+    p.add_argument("--chunk", type=io.integer_arg("chunk"), default=4,
                    help="starts per chunk, the unit of work and of writing (default 4)")
-    p.add_argument("--seed", type=_int_arg("seed"), default=0, help="base seed (default 0)")
-    p.add_argument("--t-max", type=_float_arg, default=2000.0, help="timeout in flow time (default 2000)")
+    p.add_argument("--seed", type=io.integer_arg("seed"), default=0, help="base seed (default 0)")
+    p.add_argument("--t-max", type=io.number_arg, default=2000.0, help="timeout in flow time (default 2000)")
     p.add_argument("--method", default="flow", help="flow (adaptive RKC, default) or gd")
-    p.add_argument("--lr", type=_float_arg, default=0.01, help="learning rate of gd (default 0.01)")
-    p.add_argument("--rtol", type=_float_arg, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
-    p.add_argument("--grad-tol", type=_float_arg, default=None,
+    p.add_argument("--lr", type=io.number_arg, default=0.01, help="learning rate of gd (default 0.01)")
+    p.add_argument("--rtol", type=io.number_arg, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
+    p.add_argument("--grad-tol", type=io.number_arg, default=None,
                    help="trapped when rms gradient <= this (default 1e-8; 1e-4 in float32)")
     p.add_argument("--dtype", default="float64", help="float64 (default) or float32")
     p.add_argument("--loss", default="quartic", help="loss name (default quartic)")

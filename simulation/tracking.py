@@ -26,6 +26,7 @@ from numpy.polynomial.legendre import leggauss
 from scipy.special import erfcinv
 
 from theory.errors import ConvergenceError, InputError
+from theory.io import integer_arg, number_arg
 from theory.loss import Loss, get_loss
 from theory.measure import CurvatureLaw, Measure
 from theory.spectrum import SpectrumSummary, bulk_lower_edge, inverse_stieltjes, spectrum_summary
@@ -487,22 +488,6 @@ def _float_list(text: str) -> list[float]:
         raise InputError(f"times must be numbers, got {text!r}") from None
 
 
-def _int(name):
-    def parse(text):
-        try:
-            return int(text)
-        except ValueError:
-            raise InputError(f"{name} must be an integer, got {text!r}") from None
-    return parse
-
-
-def _number(text):
-    try:
-        return float(text)
-    except ValueError:
-        raise InputError(f"expected a number, got {text!r}") from None
-
-
 def add_track_parser(sub) -> None:
     """Register ``track`` on the subparsers of ``python -m simulation``."""
     p = sub.add_parser("track", help="Hessian along one flow: empirical-law theory vs Lanczos at recorded times",
@@ -510,15 +495,15 @@ def add_track_parser(sub) -> None:
                                    "compare the random-matrix prediction from the state's empirical law of "
                                    "(yhat, y, s) (bulk edge, isolated eigenvalue, overlap^2; docs/theory.md "
                                    "§2, §4) with the lowest Lanczos eigenpairs of the tangent Hessian.")
-    p.add_argument("--n", type=_int("N"), default=512, help="dimension N (default 512)")
-    p.add_argument("--alpha", type=_number, default=5.0, help="ratio M/N (default 5)")
-    p.add_argument("--seed", type=_int("seed"), default=0, help="seed of data and start (default 0)")
+    p.add_argument("--n", type=integer_arg("N"), default=512, help="dimension N (default 512)")
+    p.add_argument("--alpha", type=number_arg, default=5.0, help="ratio M/N (default 5)")
+    p.add_argument("--seed", type=integer_arg("seed"), default=0, help="seed of data and start (default 0)")
     p.add_argument("--times", nargs="+", default=None, metavar="T",
                    help="recording times, e.g. '0 0.1 1 10' (default: %s)" % " ".join(f"{t:g}" for t in DEFAULT_TIMES))
-    p.add_argument("--k", type=_int("k"), default=4, help="lowest Lanczos eigenpairs per time (default 4)")
+    p.add_argument("--k", type=integer_arg("k"), default=4, help="lowest Lanczos eigenpairs per time (default 4)")
     p.add_argument("--no-lanczos", action="store_true", help="theory only (no Lanczos)")
     p.add_argument("--dtype", default="float64", help="flow precision: float64 (default) or float32")
-    p.add_argument("--rtol", type=_number, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
+    p.add_argument("--rtol", type=number_arg, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
     p.add_argument("--loss", default="quartic", help="loss name (default quartic)")
     p.add_argument("--plot", default=None, help="write a PNG of lambda_iso(t), theory vs Lanczos")
     p.add_argument("--json", action="store_true", help="print JSON only")

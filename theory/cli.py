@@ -9,7 +9,6 @@ Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot``
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Callable, Sequence
@@ -17,17 +16,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import InputError, OneLineArgumentParser
-from .io import json_ready, parse_number
+from .io import integer_arg, json_ready, number_arg
 from .measure import read_measure_file
 
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
-
-
-def _finite_float(text: str) -> float:
-    try:
-        return parse_number(text, "expected a finite number")
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _json_ready = json_ready
@@ -51,8 +43,8 @@ def _add_spectrum(subparsers) -> None:
         description="Random-matrix core (docs/theory.md §2) for the law of (yhat, y, s) in a measure file.",
     )
     p.add_argument("--measure", required=True, metavar="PATH", help="measure file (.npz, see theory.measure)")
-    p.add_argument("--alpha", type=_finite_float, metavar="A", help="override alpha = M/N of the file")
-    p.add_argument("--mu", type=_finite_float, metavar="MU",
+    p.add_argument("--alpha", type=number_arg, metavar="A", help="override alpha = M/N of the file")
+    p.add_argument("--mu", type=number_arg, metavar="MU",
                    help="override mu (default: the file's, else eq. 1.3 from the law)")
     p.add_argument("--loss", metavar="NAME", help="override the loss (registry name, default quartic)")
     p.add_argument("--density", metavar="FILE.png", help="write the predicted density (and eigenvalues) as PNG")
@@ -146,7 +138,7 @@ def _add_threshold(subparsers) -> None:
         "threshold", help="threshold state at one alpha: energy, complexity, mu, Hessian edge and spike",
         description="Threshold states of the spurious minima (docs/theory.md §3): zero-temperature 1RSB at "
                     "replicon marginality, its law of (yhat, y) fed to the random-matrix core.")
-    p.add_argument("--alpha", type=_finite_float, required=True, metavar="A", help="alpha = M/N > 0")
+    p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
     _add_closure(p)
     p.add_argument("--density", metavar="FILE.png", help="write the predicted Hessian density as PNG")
     p.add_argument("--export-measure", metavar="PATH", help="write the predicted law as a measure file (.npz)")
@@ -185,7 +177,7 @@ def _add_alpha_c(subparsers) -> None:
         "alpha-c", help="critical alpha where the threshold Hessian develops a spike toward the signal (BBP)",
         description="alpha_c: root of the BBP residual (eq. 2.9) along the threshold line (docs/theory.md §3.5).")
     _add_closure(p)
-    p.add_argument("--bracket", type=_finite_float, nargs=2, default=(6.0, 24.0), metavar=("LO", "HI"),
+    p.add_argument("--bracket", type=number_arg, nargs=2, default=(6.0, 24.0), metavar=("LO", "HI"),
                    help="alpha bracket of the root search (default 6 24)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_run_alpha_c)
@@ -274,14 +266,14 @@ def _add_dmft(subparsers) -> None:
         description="Dynamical mean-field theory of gradient flow on the sphere (docs/theory.md §5), "
                     "solved by Monte Carlo over the effective measurement process; the law of "
                     "(yhat(t), y) is fed to the random-matrix core (§2).")
-    p.add_argument("--alpha", type=_finite_float, required=True, metavar="A", help="alpha = M/N > 0")
-    p.add_argument("--t-max", type=_finite_float, required=True, metavar="T", help="final time > 0")
-    p.add_argument("--q0", type=_finite_float, default=0.0, metavar="Q",
+    p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
+    p.add_argument("--t-max", type=number_arg, required=True, metavar="T", help="final time > 0")
+    p.add_argument("--q0", type=number_arg, default=0.0, metavar="Q",
                    help="teacher overlap at t = 0, in [0, 1) (default 0: random start)")
-    p.add_argument("--samples", type=int, default=4000, metavar="S", help="Monte Carlo samples (even, default 4000)")
-    p.add_argument("--dt-max", type=_finite_float, default=0.1, metavar="DT", help="largest time step (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the common random numbers (default 0)")
-    p.add_argument("--points", type=int, default=8, metavar="K", help="times reported (log-spaced, default 8)")
+    p.add_argument("--samples", type=integer_arg("samples"), default=4000, metavar="S", help="Monte Carlo samples (even, default 4000)")
+    p.add_argument("--dt-max", type=number_arg, default=0.1, metavar="DT", help="largest time step (default 0.1)")
+    p.add_argument("--seed", type=integer_arg("seed"), default=0, help="seed of the common random numbers (default 0)")
+    p.add_argument("--points", type=integer_arg("points"), default=8, metavar="K", help="times reported (log-spaced, default 8)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (no progress on stderr)")
     p.set_defaults(handler=_run_dmft)
 

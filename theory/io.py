@@ -3,6 +3,7 @@ reading, alpha grids (numbers or START:STOP:STEP ranges)."""
 from __future__ import annotations
 
 import contextlib
+import argparse
 import math
 import os
 import tempfile
@@ -93,6 +94,25 @@ def parse_number(text: str, what: str) -> float:
     if not math.isfinite(value):
         raise InputError(f"{what}: {text!r} is not finite")
     return value
+
+
+def number_arg(text: str) -> float:
+    """argparse ``type=`` for a finite number: a one-line usage error otherwise."""
+    try:
+        return parse_number(text, "expected a finite number")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def integer_arg(name: str):
+    """argparse ``type=`` for an integer option called ``name``: a one-line usage error otherwise."""
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+    parse.__name__ = name
+    return parse
 
 
 def parse_alpha_grid(tokens: Sequence[str] | str, max_values: int = 100_000) -> tuple[float, ...]:
