@@ -7,6 +7,16 @@ Two stages, both reproducible (fixed seeds), run by hand (minutes to hours):
    its energy, overlap q, mu, rms gradient, the empirical law of (yhat, y), the lowest
    tangent-Hessian eigenvalues (Lanczos, k = 4) and, for N <= 1000, the full spectrum.
    One ``.npz`` per point in ``--out`` (atomic); finished points are skipped on a rerun.
+   Two protocols. ``free``: the plain flow; at alpha >= 6 and N >= 1000 it almost always
+   succeeds (finite-N escape, docs/validation.md), so trapped states are rare there.
+   ``orthogonal``: the flow restricted to the sphere of W orthogonal to W* (rows of X
+   projected, X' = X (1 - W* W*^T / N), labels y = X W* unchanged, starts projected);
+   since <x', W> = <x, W> whenever W is orthogonal to W*, this is the same loss on that
+   sub-sphere, which the flow never leaves (its gradient has no W* component). Its
+   stationary states are the spurious minima seen with the signal direction switched off,
+   the object of the threshold theory; every probe (laws, Hessian) uses the original X, so
+   the lowest eigenvalue is that of the full tangent Hessian and may be negative (a BBP
+   direction toward the signal). Point files ``n{N}_a{alpha}_orth.npz``.
 2. ``compare``: the theory for every closure against the states: energies per N and
    extrapolated in N, mu, the bulk edge against the lowest eigenvalues, Kolmogorov
    distances between the predicted and empirical laws of |yhat|, and of D = V''(yhat, y);
@@ -32,56 +42,89 @@ PLAN = [
     (2000, (3.0, 4.0, 5.0), 4),
     (4000, (3.0, 4.0), 2),
 ]
+#: the orthogonal protocol where the free flow gives few or no trapped states, and a
+#: cross-check at alpha = 4, 5 where both protocols give them
+PLAN_ORTHOGONAL = [
+    (1000, (4.0, 5.0, 6.0, 7.0), 4),
+    (2000, (6.0, 7.0), 2),
+    (500, (6.0, 7.0), 8),
+    (4000, (5.0, 6.0, 7.0), 1),
+]
+PROTOCOLS = ("free", "orthogonal")
 SEED = 20260
 
 
-def point_path(out: Path, n: int, alpha: float) -> Path:
-    return out / f"n{n}_a{alpha:g}.npz"
+def point_path(out: Path, n: int, alpha: float, protocol: str = "free") -> Path:
+    return out / (f"n{n}_a{alpha:g}.npz" if protocol == "free" else f"n{n}_a{alpha:g}_orth.npz")
 
 
-def simulate_point(n: int, alpha: float, reps: int, t_max: float = 2000.0) -> dict:
+def orthogonal_problem(prob, W0):
+    """The flow restricted to W orthogonal to W*: rows of X projected, y kept, starts
+    projected and put back on |W|^2 = N (module docstring)."""
+    from simulation import problem_from_arrays
+
+    n, w = prob.n, prob.w_star.astype(np.float64)
+    X = prob.X.astype(np.float64)
+    Xp = X - np.outer(X @ w, w) / n
+    W = W0.astype(np.float64)
+    W = W - np.outer(w, w @ W) / n
+    W *= np.sqrt(n) / np.linalg.norm(W, axis=0)
+    flow = problem_from_arrays(Xp.astype(prob.X.dtype), prob.y, w_star=prob.w_star)
+    return flow, W.astype(prob.X.dtype)
+
+
+def simulate_point(n: int, alpha: float, reps: int, t_max: float = 2000.0, protocol: str = "free") -> dict:
     """Flows of one point; the trapped replicas' observables and laws."""
     from simulation import (Integrator, StopRules, full_spectrum, lowest_eigenpairs, make_problem,
                             random_starts, run_dynamics, state_measure)
 
-    seed = SEED + 1000 * int(round(10 * alpha)) + n
+    seed = SEED + 1000 * int(round(10 * alpha)) + n + (0 if protocol == "free" else 7)
     prob = make_problem(n, alpha, seed=seed, dtype="float32")
-    r = run_dynamics(prob, random_starts(n, reps, seed=seed, dtype="float32"), StopRules(t_max=t_max),
-                     Integrator(rtol=1e-5))
-    out = dict(n=n, alpha=alpha, seed=seed, status=np.array(r.status, dtype=str), energy=r.energy,
-               q=r.q, mu=r.mu, stop_time=r.stop_time)
+    W0 = random_starts(n, reps, seed=seed, dtype="float32")
+    flow_prob = prob
+    if protocol == "orthogonal":
+        flow_prob, W0 = orthogonal_problem(prob, W0)
+    r = run_dynamics(flow_prob, W0, StopRules(t_max=t_max), Integrator(rtol=1e-5))
+    out = dict(n=n, alpha=alpha, seed=seed, protocol=protocol, status=np.array(r.status, dtype=str),
+               energy=r.energy, q=r.q, mu=r.mu, stop_time=r.stop_time)
     trapped = [b for b in range(reps) if r.status[b] == "trapped"]
     p64 = prob.astype("float64")
-    laws, lowest, spectra = [], [], []
+    laws, lowest, lowest_e2, spectra = [], [], [], []
     for b in trapped:
         sm = state_measure(p64, r.W[:, b].astype(np.float64))
         laws.append(np.stack([sm.yhat, sm.y]))
-        lowest.append(lowest_eigenpairs(p64, r.W[:, b].astype(np.float64), k=4).eigenvalues)
+        eig = lowest_eigenpairs(p64, r.W[:, b].astype(np.float64), k=4)
+        lowest.append(eig.eigenvalues)
+        lowest_e2.append(eig.overlap2)
         if n <= 1000:
             spectra.append(full_spectrum(p64, r.W[:, b].astype(np.float64), k=1)[0])
     m = prob.m
     out.update(trapped=np.array(trapped, dtype=int),
                laws=np.array(laws).reshape(len(trapped), 2, m),
                lowest=np.array(lowest).reshape(len(trapped), 4),
+               lowest_overlap2=np.array(lowest_e2).reshape(len(trapped), 4),
                spectra=np.array(spectra).reshape(len(spectra), n - 1))
     return out
 
 
-def simulate(out: Path, plan=PLAN) -> None:
+def simulate(out: Path, protocol: str = "free", sizes=None) -> None:
     from theory.io import atomic_savez
 
     out.mkdir(parents=True, exist_ok=True)
+    plan = PLAN if protocol == "free" else PLAN_ORTHOGONAL
     for n, alphas, reps in plan:
+        if sizes and n not in sizes:
+            continue
         for alpha in alphas:
-            path = point_path(out, n, alpha)
+            path = point_path(out, n, alpha, protocol)
             if path.exists():
                 continue
             t0 = time.time()
-            rec = simulate_point(n, alpha, reps)
+            rec = simulate_point(n, alpha, reps, protocol=protocol)
             rec["wall_seconds"] = time.time() - t0
             atomic_savez(path, **rec)
             e_tr = rec["energy"][rec["trapped"]]
-            print(f"N={n} alpha={alpha:g}: {len(rec['trapped'])}/{reps} trapped, e={np.round(e_tr, 4).tolist()} "
+            print(f"[{protocol}] N={n} alpha={alpha:g}: {len(rec['trapped'])}/{reps} trapped, e={np.round(e_tr, 4).tolist()} "
                   f"|q|={np.round(np.abs(rec['q'][rec['trapped']]), 3).tolist()} ({rec['wall_seconds']:.0f} s)",
                   flush=True)
 
@@ -124,6 +167,8 @@ def compare(states: Path, figure: str | None, as_json: bool) -> int:
     from theory.threshold import CLOSURES, solve_threshold
 
     points = [dict(np.load(p, allow_pickle=False)) for p in sorted(states.glob("n*_a*.npz"))]
+    for p in points:
+        p["protocol"] = str(p.get("protocol", "free"))
     if not points:
         print(f"no point files in {states}", file=sys.stderr)
         return 2
@@ -135,7 +180,7 @@ def compare(states: Path, figure: str | None, as_json: bool) -> int:
         th = theory["marginal"][a]
         m = th.measure
         D_th = 6 * m.yhat**2 - 2 * m.y**2
-        row = dict(n=n, alpha=a, trapped=int(tr.size), replicas=int(p["status"].size))
+        row = dict(n=n, alpha=a, protocol=p["protocol"], trapped=int(tr.size), replicas=int(p["status"].size))
         if tr.size:
             laws = p["laws"]
             yh, yy = np.abs(laws[:, 0, :]).ravel(), laws[:, 1, :].ravel()
@@ -143,6 +188,7 @@ def compare(states: Path, figure: str | None, as_json: bool) -> int:
                 energy_mean=float(p["energy"][tr].mean()), energy_sem=float(p["energy"][tr].std(ddof=1) / np.sqrt(tr.size)) if tr.size > 1 else None,
                 mu_mean=float(p["mu"][tr].mean()), abs_q_mean=float(np.abs(p["q"][tr]).mean()),
                 lowest_mean=float(p["lowest"][:, 0].mean()),
+                lowest_overlap2_mean=float(p["lowest_overlap2"][:, 0].mean()) if "lowest_overlap2" in p else None,
                 ks_abs_yhat=kolmogorov(yh, np.abs(m.yhat), m.weights),
                 ks_D=kolmogorov(6 * yh**2 - 2 * yy**2, D_th, m.weights),
                 ks_V=kolmogorov(0.5 * (yh**2 - yy**2) ** 2, 0.5 * (m.yhat**2 - m.y**2) ** 2, m.weights),
@@ -157,11 +203,12 @@ def compare(states: Path, figure: str | None, as_json: bool) -> int:
     if as_json:
         print(json.dumps(dict(simulation=rows, theory=th_rows, extrapolation=extrap, densities=densities), indent=1))
     else:
-        print("N     alpha trapped  e_sim (sem)      mu_sim   lam_min  own-law  finiteM-marg finiteM-stat  |q|   KS|yhat| KS(D) KS(V)")
+        rows.sort(key=lambda r: (r["protocol"], r["alpha"], r["n"]))
+        print("proto N     alpha trapped  e_sim (sem)      mu_sim   lam_min  own-law  finiteM-marg finiteM-stat  |q|   KS|yhat| KS(D) KS(V)")
         for r in rows:
             if r["trapped"]:
                 sem = r["energy_sem"] if r["energy_sem"] is not None else float("nan")
-                print(f"{r['n']:<5d} {r['alpha']:<5g} {r['trapped']:>2d}/{r['replicas']:<3d} {r['energy_mean']:.4f} ({sem:.4f}) "
+                print(f"{r['protocol'][:5]:<5s} {r['n']:<5d} {r['alpha']:<5g} {r['trapped']:>2d}/{r['replicas']:<3d} {r['energy_mean']:.4f} ({sem:.4f}) "
                       f"{r['mu_mean']:8.4f} {r['lowest_mean']:8.4f} {r['edge_own_law']:8.4f} {r['edge_finite_M_marginal']:10.4f} "
                       f"{r['edge_finite_M_stationary']:12.4f}  {r['abs_q_mean']:.3f} {r['ks_abs_yhat']:.3f}    {r['ks_D']:.3f} {r['ks_V']:.3f}")
         print("theory: alpha closure energy mu bulk_edge")
@@ -194,7 +241,7 @@ def density_comparison(points, theory, figure: str | None) -> dict:
             rec[c] = float(np.max(np.abs(cdf - emp)))
             if c == "marginal":
                 panels.append((a, n, lam, x, dens, theory["stationary"][a].bulk_edge))
-        out[f"N{n}_a{a:g}"] = rec
+        out[f"N{n}_a{a:g}" + ("_orth" if p["protocol"] == "orthogonal" else "")] = rec
     if figure and panels:
         import matplotlib
         matplotlib.use("Agg")
@@ -217,19 +264,20 @@ def density_comparison(points, theory, figure: str | None) -> dict:
 
 
 def extrapolate(rows, alphas) -> dict:
-    """Weighted least squares e(N) = e_inf + c / sqrt(N) per alpha (needs >= 2 sizes)."""
+    """Weighted least squares e(N) = e_inf + c / sqrt(N) per alpha and protocol (needs >= 2
+    sizes; a point with a single trapped state enters with a standard error of 0.05)."""
     out = {}
-    for a in alphas:
-        rs = [r for r in rows if r["alpha"] == a and r["trapped"] >= 2]
+    for a, proto in ((a, pr) for a in alphas for pr in PROTOCOLS):
+        rs = [r for r in rows if r["alpha"] == a and r["protocol"] == proto and r["trapped"] >= 1]
         if len(rs) < 2:
             continue
         x = np.array([r["n"] ** -0.5 for r in rs])
         e = np.array([r["energy_mean"] for r in rs])
-        w = 1 / np.maximum(np.array([r["energy_sem"] for r in rs]), 1e-3) ** 2
+        w = 1 / np.maximum(np.array([r["energy_sem"] or 0.05 for r in rs]), 1e-3) ** 2
         A = np.stack([np.ones_like(x), x], axis=1) * np.sqrt(w)[:, None]
         coef, *_ = np.linalg.lstsq(A, e * np.sqrt(w), rcond=None)
         cov = np.linalg.inv(A.T @ A)
-        out[f"{a:g}"] = dict(e_inf=float(coef[0]), e_inf_err=float(np.sqrt(cov[0, 0])), slope=float(coef[1]),
+        out[f"{a:g}" + ("" if proto == "free" else "_orth")] = dict(e_inf=float(coef[0]), e_inf_err=float(np.sqrt(cov[0, 0])), slope=float(coef[1]),
                              sizes=[r["n"] for r in rs])
     return out
 
@@ -242,19 +290,27 @@ def plot(rows, theory, alphas, path: str) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.2))
     a_grid = np.array(alphas)
     ax[0].plot(a_grid, [theory["marginal"][a].energy for a in alphas], "k-", lw=2, label="threshold theory (1RSB)")
-    for n in sorted({r["n"] for r in rows}):
-        rs = [r for r in rows if r["n"] == n and r["trapped"]]
-        ax[0].errorbar([r["alpha"] for r in rs], [r["energy_mean"] for r in rs],
-                       yerr=[r["energy_sem"] or 0 for r in rs], fmt="o", ms=4, capsize=2, label=f"trapped GF, N={n}")
+    for k, n in enumerate(sorted({r["n"] for r in rows})):
+        for proto, fmt in (("free", "o"), ("orthogonal", "s")):
+            rs = [r for r in rows if r["n"] == n and r["trapped"] and r["protocol"] == proto]
+            if rs:
+                ax[0].errorbar([r["alpha"] + (0.06 if proto == "orthogonal" else 0) for r in rs],
+                               [r["energy_mean"] for r in rs], yerr=[r["energy_sem"] or 0 for r in rs], fmt=fmt,
+                               color=f"C{k}", mfc="none" if proto == "orthogonal" else None, ms=4, capsize=2,
+                               label=f"trapped GF, N={n}" + (" (flow orthogonal to W*)" if proto == "orthogonal" else ""))
     ax[0].set_xlabel(r"$\alpha = M/N$")
     ax[0].set_ylabel(r"energy per dimension $e = L/N$")
     ax[0].set_title("threshold energy: theory vs trapped states")
     ax[0].legend(fontsize=8)
     for c, style in (("marginal", "k-"), ("stationary", "k--")):
         ax[1].plot(a_grid, [theory[c][a].mu for a in alphas], style, label=f"theory mu ({c})")
-    for n in sorted({r["n"] for r in rows}):
-        rs = [r for r in rows if r["n"] == n and r["trapped"]]
-        ax[1].plot([r["alpha"] for r in rs], [r["mu_mean"] for r in rs], "o", ms=4, label=f"trapped GF, N={n}")
+    for k, n in enumerate(sorted({r["n"] for r in rows})):
+        for proto, fmt in (("free", "o"), ("orthogonal", "s")):
+            rs = [r for r in rows if r["n"] == n and r["trapped"] and r["protocol"] == proto]
+            if rs:
+                ax[1].plot([r["alpha"] + (0.06 if proto == "orthogonal" else 0) for r in rs], [r["mu_mean"] for r in rs],
+                           fmt, color=f"C{k}", mfc="none" if proto == "orthogonal" else None, ms=4,
+                           label=f"N={n}" + (" orth." if proto == "orthogonal" else ""))
     ax[1].set_xlabel(r"$\alpha$")
     ax[1].set_ylabel(r"Lagrange multiplier $\mu$")
     ax[1].set_title(r"$\mu$ at the trapped states")
@@ -268,13 +324,15 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("simulate", help="run the flows (resumable)")
     s.add_argument("--out", type=Path, default=Path("results/threshold"))
+    s.add_argument("--protocol", choices=PROTOCOLS, default="free", help="free flow or flow orthogonal to W*")
+    s.add_argument("--n", type=int, nargs="+", default=None, help="only these sizes of the plan")
     c = sub.add_parser("compare", help="theory against the stored states")
     c.add_argument("--states", type=Path, default=Path("results/threshold"))
     c.add_argument("--json", action="store_true")
     c.add_argument("--figure", default=None, help="PNG: energies and mu against alpha")
     args = ap.parse_args(argv)
     if args.cmd == "simulate":
-        simulate(args.out)
+        simulate(args.out, args.protocol, args.n)
         return 0
     return compare(args.states, args.figure, args.json)
 
