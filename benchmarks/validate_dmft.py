@@ -5,6 +5,10 @@ random start; warm starts have q(0) = q0 exactly. Prints a table of energy, mu, 
 few times: simulation mean +- standard error over starts, DMFT value +- its Monte Carlo
 standard error. Run with OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1.
 
+Every DMFT seed and every simulated start is stored in ``--cache`` (one atomic ``.npz``
+each) and reused, so an interrupted run resumes, and ``--part dmft`` / ``--part sim`` can
+run as two processes (one core each) before ``--part all`` prints the table.
+
     python benchmarks/validate_dmft.py --alpha 4 --t-max 2 --n 1000 --starts 8 --q0 0 --samples 8000 --seeds 3
 """
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator, StopRules, run_dynamics
-from theory.dmft import DMFTGrid, solve_dmft
+from theory.dmft import DMFTGrid, solve_dmft, time_grid
+from theory.io import atomic_savez
 
 
 def warm_start(problem, q0: float, seed: int) -> np.ndarray:
@@ -30,17 +36,41 @@ def warm_start(problem, q0: float, seed: int) -> np.ndarray:
     return (q0 * ws + np.sqrt(1 - q0 * q0) * perp)[:, None]
 
 
-def simulate(alpha, n, starts, t_max, q0, times):
-    E, MU, Q = [], [], []
-    t0 = time.perf_counter()
+def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7):
+    """Energy, mu, |q| of each start on ``times`` (one cached file per start)."""
+    E, MU, Q, wall = [], [], [], 0.0
     for b in range(starts):
-        problem = make_problem(n, alpha, seed=1000 + b)
-        W0 = warm_start(problem, q0, 2000 + b) if q0 > 0 else random_starts(n, 1, 2000 + b)
-        res = run_dynamics(problem, W0, StopRules(t_max=t_max, success_overlap=1.0, energy_tol=0.0, grad_tol=0.0),
-                           Integrator(rtol=1e-7, atol=1e-9), times=times)
-        tr = res.trajectory
-        E.append(tr.energy[:, 0]); MU.append(tr.mu[:, 0]); Q.append(np.abs(tr.q[:, 0]))
-    return np.array(E), np.array(MU), np.array(Q), time.perf_counter() - t0
+        path = cache / f"sim_a{alpha:g}_q{q0:g}_n{n}_t{t_max:g}_rtol{rtol:g}_start{b}.npz"
+        if not path.exists():
+            t0 = time.perf_counter()
+            problem = make_problem(n, alpha, seed=1000 + b)
+            W0 = warm_start(problem, q0, 2000 + b) if q0 > 0 else random_starts(n, 1, 2000 + b)
+            res = run_dynamics(problem, W0, StopRules(t_max=t_max, success_overlap=1.0, energy_tol=0.0, grad_tol=0.0),
+                               Integrator(rtol=rtol, atol=rtol / 100), times=times)
+            tr = res.trajectory
+            atomic_savez(path, t=times, energy=tr.energy[:, 0], mu=tr.mu[:, 0], q=np.abs(tr.q[:, 0]),
+                         wall_seconds=time.perf_counter() - t0)
+            print(f"start {b}: {time.perf_counter() - t0:.0f} s", flush=True)
+        d = np.load(path)
+        if d["t"].shape != times.shape or not np.allclose(d["t"], times):
+            raise SystemExit(f"{path}: stored times differ from the grid; remove the file")
+        E.append(d["energy"]); MU.append(d["mu"]); Q.append(d["q"]); wall += float(d["wall_seconds"])
+    return np.array(E), np.array(MU), np.array(Q), wall
+
+
+def dmft_runs(a, cache: Path) -> list[dict]:
+    """The DMFT solutions of seeds 0..seeds-1 (one cached file per seed)."""
+    runs = []
+    for seed in range(a.seeds):
+        path = cache / f"dmft_a{a.alpha:g}_q{a.q0:g}_t{a.t_max:g}_dt{a.dt_max:g}_S{a.samples}_seed{seed}.npz"
+        if not path.exists():
+            r = solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed,
+                           grid=DMFTGrid(a.t_max, dt_max=a.dt_max), progress=True)
+            atomic_savez(path, t=r.t, energy=r.energy, mu=r.mu, q=r.q, mu_multiplier=r.mu_multiplier,
+                         wall_seconds=r.wall_seconds, memory_bytes=r.memory_bytes)
+            print(f"DMFT seed {seed}: {r.wall_seconds:.0f} s", flush=True)
+        runs.append(dict(np.load(path)))
+    return runs
 
 
 def main():
@@ -53,25 +83,34 @@ def main():
     p.add_argument("--samples", type=int, default=8000)
     p.add_argument("--dt-max", type=float, default=0.05)
     p.add_argument("--seeds", type=int, default=3, help="independent DMFT solutions (seeds 0..k-1)")
+    p.add_argument("--rtol", type=float, default=1e-7, help="flow tolerance of the simulation (default 1e-7)")
+    p.add_argument("--cache", type=Path, default=Path("results/dmft"), help="per-seed / per-start files")
+    p.add_argument("--part", choices=("all", "dmft", "sim"), default="all",
+                   help="compute only the DMFT or only the simulations (fill the cache), or all and compare")
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args()
-    runs = [solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed,
-                       grid=DMFTGrid(a.t_max, dt_max=a.dt_max)) for seed in range(a.seeds)]
+    a.cache.mkdir(parents=True, exist_ok=True)
+    times = time_grid(DMFTGrid(a.t_max, dt_max=a.dt_max))
+    if a.part == "sim":
+        simulate(a.alpha, a.n, a.starts, a.t_max, a.q0, times, a.cache, a.rtol)
+        return
+    runs = dmft_runs(a, a.cache)
+    if a.part == "dmft":
+        return
     r = runs[0]
-    times = r.t
     # DMFT value: mean over seeds; error: spread over seeds / sqrt(seeds) (this includes
     # the dynamical Monte Carlo noise, which the per-run standard error does not)
-    dm = {key: np.array([getattr(x, key) for x in runs]) for key in ("energy", "mu", "q", "mu_multiplier")}
-    E, MU, Q, wall = simulate(a.alpha, a.n, a.starts, a.t_max, a.q0, times)
+    dm = {key: np.array([x[key] for x in runs]) for key in ("energy", "mu", "q", "mu_multiplier")}
+    E, MU, Q, wall = simulate(a.alpha, a.n, a.starts, a.t_max, a.q0, times, a.cache, a.rtol)
     se = lambda x: x.std(axis=0, ddof=1) / np.sqrt(x.shape[0])  # noqa: E731
     print(f"alpha={a.alpha} q0={a.q0} N={a.n} starts={a.starts} (sim {wall:.0f} s); "
-          f"DMFT S={a.samples} steps={len(times)-1} ({r.wall_seconds:.0f} s, B {r.memory_bytes/1e6:.0f} MB)")
+          f"DMFT S={a.samples} steps={len(times)-1} ({float(r['wall_seconds']):.0f} s, B {float(r['memory_bytes'])/1e6:.0f} MB)")
     print(f"{'t':>7} {'e_sim':>15} {'e_dmft':>15} {'mu_sim':>15} {'mu_dmft':>15} {'mu_mult':>8} {'q_sim':>14} {'q_dmft':>7}")
     rows = []
-    for tt in [0, 0.01, 0.03, 0.1, 0.3, 0.5, 1, 2, 3, 5, 10, 20]:
+    for tt in [0, 0.01, 0.03, 0.1, 0.3, 0.5, 1, 2, 3, 4, 6, 8, 10, 20]:
         if tt > a.t_max:
             continue
-        k = r.index(tt)
+        k = int(np.argmin(np.abs(times - tt)))
         row = dict(t=float(times[k]), e_sim=float(E[:, k].mean()), e_sim_se=float(se(E[:, k])),
                    e_dmft=float(dm["energy"][:, k].mean()), e_dmft_se=float(se(dm["energy"][:, k])),
                    mu_sim=float(MU[:, k].mean()), mu_sim_se=float(se(MU[:, k])),
@@ -82,18 +121,10 @@ def main():
         print(f"{row['t']:7.3f} {row['e_sim']:7.3f}+-{row['e_sim_se']:5.3f} {row['e_dmft']:7.3f}+-{row['e_dmft_se']:5.3f} "
               f"{row['mu_sim']:7.3f}+-{row['mu_sim_se']:5.3f} {row['mu_dmft']:7.3f}+-{row['mu_dmft_se']:5.3f} "
               f"{row['mu_mult']:8.3f} {row['q_sim']:6.3f}+-{row['q_sim_se']:5.3f} {row['q_dmft']:7.3f}", flush=True)
-    from theory.spectrum import spectrum_summary
-    spec = []
-    for tt in [0.0, 0.1, 0.3, 1.0, 2.0, 5.0]:
-        if tt <= a.t_max:
-            sm = spectrum_summary(r.measure(tt))
-            spec.append(dict(t=float(times[r.index(tt)]), bulk_edge=sm.bulk_edge, lambda_iso=sm.isolated_eigenvalue,
-                             overlap2=sm.overlap2, bbp=sm.residuals.bbp))
-            print(f"spectrum of the DMFT law (seed 0) at t={spec[-1]['t']:.3f}: edge {sm.bulk_edge:.3f}, "
-                  f"lambda_iso {sm.isolated_eigenvalue}, overlap2 {sm.overlap2:.3f}, bbp residual {sm.residuals.bbp:.3f}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(args=vars(a), rows=rows, spectrum=spec, dmft_seconds=[x.wall_seconds for x in runs], sim_seconds=wall), f, indent=1)
+            json.dump(dict(args={k: str(v) for k, v in vars(a).items()}, rows=rows,
+                           dmft_seconds=[float(x["wall_seconds"]) for x in runs], sim_seconds=wall), f, indent=1)
 
 
 if __name__ == "__main__":
