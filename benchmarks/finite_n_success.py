@@ -14,9 +14,10 @@ every run exactly as a float64 rtol-1e-6 flow (grad_tol 1e-8) run to t = 400, at
 of the cost; its runs all stop (trapped or success) before t = 82. With t_max = 40 one
 run of 16 at alpha = 4 was still at |q| = 0.5 and succeeded at t ~ 62, hence t_max = 100.
 
-Resumable: one ``.npz`` per point in ``--out`` (written atomically with
-``theory.io.atomic_savez``); finished points are skipped. ``--max-minutes`` stops cleanly
-between runs of a point (the unfinished point is redone next time).
+Resumable: one ``.npz`` per point in ``--out``, rewritten atomically
+(``theory.io.atomic_savez``) after every run; a rerun continues after the stored runs, and
+a larger ``--starts`` extends a finished point with the next seeds. ``--max-minutes`` stops
+cleanly between runs (nothing finished is lost).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/finite_n_success.py --out results/finite_n_t100
     python benchmarks/finite_n_success.py --out results/finite_n_t100 --summary
@@ -51,29 +52,41 @@ def point_path(out: Path, n: int, alpha: float) -> Path:
     return out / f"n{n}_a{alpha:g}.npz"
 
 
-def run_point(n: int, alpha: float, starts: int, deadline: float):
-    """All starts of one point; None if the deadline passed before the point finished."""
+def run_point(n: int, alpha: float, starts: int, deadline: float, path: Path) -> bool:
+    """Runs j = 0..starts-1 of one point, resuming after the runs already in ``path``; the
+    file is rewritten atomically after every run, so an interruption loses at most the run
+    in progress and a point can be extended to more starts later (same seeds). Returns
+    True when all ``starts`` runs are stored, False if the deadline passed first."""
     base = point_seed(n, alpha)
     stop = StopRules(t_max=T_MAX, success_overlap=SUCCESS_Q)
     integ = Integrator(rtol=RTOL, atol=ATOL)
-    rec = {k: np.empty(starts) for k in ("q0", "q", "energy", "stop_time", "wall")}
+    keys = ("q0", "q", "energy", "stop_time", "wall")
+    rec = {k: [] for k in keys}
     status = []
+    if path.exists():
+        with np.load(path) as d:
+            rec = {k: d[k].tolist() for k in keys}
+            status = d["status"].tolist()
     from tqdm import tqdm
-    for j in tqdm(range(starts), desc=f"N={n} alpha={alpha:g}", unit="run", mininterval=20, leave=False):
+    for j in tqdm(range(len(status), starts), desc=f"N={n} alpha={alpha:g}", unit="run", mininterval=20, leave=False):
         if time.time() > deadline:
-            return None
+            return False
         seed = base + j
         problem = make_problem(n, alpha, seed, "float32")
         w0 = random_starts(n, 1, seed, "float32")
         t0 = time.perf_counter()
         r = run_dynamics(problem, w0, stop, integ, times=np.array([0.0]))
-        rec["wall"][j] = time.perf_counter() - t0
-        rec["q0"][j] = float(problem.w_star.astype(np.float64) @ w0[:, 0].astype(np.float64) / n)
-        rec["q"][j], rec["energy"][j], rec["stop_time"][j] = r.q[0], r.energy[0], r.stop_time[0]
+        rec["wall"].append(time.perf_counter() - t0)
+        rec["q0"].append(float(problem.w_star.astype(np.float64) @ w0[:, 0].astype(np.float64) / n))
+        rec["q"].append(float(r.q[0]))
+        rec["energy"].append(float(r.energy[0]))
+        rec["stop_time"].append(float(r.stop_time[0]))
         status.append(str(r.status[0]))
-    return dict(n=np.int64(n), alpha=np.float64(alpha), seeds=base + np.arange(starts),
-                status=np.array(status), t_max=np.float64(T_MAX), success_q=np.float64(SUCCESS_Q),
-                rtol=np.float64(RTOL), atol=np.float64(ATOL), dtype=np.str_("float32"), **rec)
+        atomic_savez(path, n=np.int64(n), alpha=np.float64(alpha), seeds=base + np.arange(len(status)),
+                     status=np.array(status), t_max=np.float64(T_MAX), success_q=np.float64(SUCCESS_Q),
+                     rtol=np.float64(RTOL), atol=np.float64(ATOL), dtype=np.str_("float32"),
+                     **{k: np.array(v, dtype=np.float64) for k, v in rec.items()})
+    return True
 
 
 def check_settings(n: int, alpha: float, starts: int, t_long: float = 400.0) -> dict:
@@ -331,16 +344,13 @@ def main(argv=None) -> int:
     for n in args.n:
         for alpha in (args.alpha if args.alpha else GRID[n]):
             path = point_path(out, n, alpha)
-            if path.exists():
-                continue
             t0 = time.time()
-            res = run_point(n, alpha, args.starts, deadline)
-            if res is None:
-                print(f"deadline reached before N={n} alpha={alpha:g} finished", file=sys.stderr)
+            if not run_point(n, alpha, args.starts, deadline, path):
+                print(f"deadline reached before N={n} alpha={alpha:g} finished (runs so far kept)", file=sys.stderr)
                 return 0
-            atomic_savez(path, **res)
-            p = np.mean(np.abs(res["q"]) >= SUCCESS_Q)
-            print(f"N={n} alpha={alpha:g}: P(success)={p:.3f} ({time.time() - t0:.0f} s)", flush=True)
+            with np.load(path) as d:
+                p, m = np.mean(np.abs(d["q"][: args.starts]) >= SUCCESS_Q), d["q"].size
+            print(f"N={n} alpha={alpha:g}: P(success)={p:.3f} over {m} starts ({time.time() - t0:.0f} s)", flush=True)
     return 0
 
 
