@@ -42,13 +42,13 @@ PLAN = [
     (2000, (3.0, 4.0, 5.0), 4),
     (4000, (3.0, 4.0), 2),
 ]
-#: the orthogonal protocol where the free flow gives few or no trapped states, and a
-#: cross-check at alpha = 4, 5 where both protocols give them
+#: the orthogonal protocol: every (N, alpha) of the free plan and more, since it always
+#: ends trapped (q = 0 exactly) and costs less (no slow escape along W*)
 PLAN_ORTHOGONAL = [
-    (1000, (4.0, 5.0, 6.0, 7.0), 4),
-    (2000, (6.0, 7.0), 2),
-    (500, (6.0, 7.0), 8),
-    (4000, (5.0, 6.0, 7.0), 1),
+    (1000, (3.0, 4.0, 5.0, 6.0, 7.0), 4),
+    (2000, (3.0, 4.0, 5.0, 6.0, 7.0), 4),
+    (500, (3.0, 4.0, 5.0, 6.0, 7.0), 8),
+    (4000, (3.0, 4.0, 5.0, 6.0, 7.0), 2),
 ]
 PROTOCOLS = ("free", "orthogonal")
 SEED = 20260
