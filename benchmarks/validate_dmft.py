@@ -62,10 +62,11 @@ def dmft_runs(a, cache: Path) -> list[dict]:
     """The DMFT solutions of seeds 0..seeds-1 (one cached file per seed)."""
     runs = []
     for seed in range(a.seeds):
-        path = cache / f"dmft_a{a.alpha:g}_q{a.q0:g}_t{a.t_max:g}_dt{a.dt_max:g}_S{a.samples}_seed{seed}.npz"
+        fine = "" if (a.dt0, a.growth) == (0.005, 1.04) else f"_dt0{a.dt0:g}_g{a.growth:g}"
+        path = cache / f"dmft_a{a.alpha:g}_q{a.q0:g}_t{a.t_max:g}_dt{a.dt_max:g}{fine}_S{a.samples}_seed{seed}.npz"
         if not path.exists():
             r = solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed,
-                           grid=DMFTGrid(a.t_max, dt_max=a.dt_max), progress=True)
+                           grid=DMFTGrid(a.t_max, dt0=a.dt0, dt_max=a.dt_max, growth=a.growth), progress=True)
             atomic_savez(path, t=r.t, energy=r.energy, mu=r.mu, q=r.q, mu_multiplier=r.mu_multiplier,
                          wall_seconds=r.wall_seconds, memory_bytes=r.memory_bytes)
             print(f"DMFT seed {seed}: {r.wall_seconds:.0f} s", flush=True)
@@ -82,6 +83,8 @@ def main():
     p.add_argument("--q0", type=float, default=0.0)
     p.add_argument("--samples", type=int, default=8000)
     p.add_argument("--dt-max", type=float, default=0.05)
+    p.add_argument("--dt0", type=float, default=0.005, help="first step of the grid (eq. 5.13)")
+    p.add_argument("--growth", type=float, default=1.04, help="step growth factor of the grid")
     p.add_argument("--seeds", type=int, default=3, help="independent DMFT solutions (seeds 0..k-1)")
     p.add_argument("--rtol", type=float, default=1e-7, help="flow tolerance of the simulation (default 1e-7)")
     p.add_argument("--cache", type=Path, default=Path("results/dmft"), help="per-seed / per-start files")
@@ -90,7 +93,7 @@ def main():
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args()
     a.cache.mkdir(parents=True, exist_ok=True)
-    times = time_grid(DMFTGrid(a.t_max, dt_max=a.dt_max))
+    times = time_grid(DMFTGrid(a.t_max, dt0=a.dt0, dt_max=a.dt_max, growth=a.growth))
     if a.part == "sim":
         simulate(a.alpha, a.n, a.starts, a.t_max, a.q0, times, a.cache, a.rtol)
         return
