@@ -9,10 +9,9 @@ Two stages, both reproducible (fixed seeds), run by hand (minutes to hours):
    One ``.npz`` per point in ``--out`` (atomic); finished points are skipped on a rerun.
    Two protocols. ``free``: the plain flow; at alpha >= 6 and N >= 1000 it almost always
    succeeds (finite-N escape, docs/validation.md), so trapped states are rare there.
-   ``orthogonal``: the flow restricted to the sphere of W orthogonal to W* (rows of X
-   projected, X' = X (1 - W* W*^T / N), labels y = X W* unchanged, starts projected);
-   since <x', W> = <x, W> whenever W is orthogonal to W*, this is the same loss on that
-   sub-sphere, which the flow never leaves (its gradient has no W* component). Its
+   ``orthogonal``: the flow restricted to the sphere of W orthogonal to W*, run in
+   coordinates of the (N-1)-dim complement (class OrthogonalFlow), labels y = X W*
+   unchanged, starts projected. Its
    stationary states are the spurious minima seen with the signal direction switched off,
    the object of the threshold theory; every probe (laws, Hessian) uses the original X, so
    the lowest eigenvalue is that of the full tangent Hessian and may be negative (a BBP
@@ -58,46 +57,82 @@ def point_path(out: Path, n: int, alpha: float, protocol: str = "free") -> Path:
     return out / (f"n{n}_a{alpha:g}.npz" if protocol == "free" else f"n{n}_a{alpha:g}_orth.npz")
 
 
-def orthogonal_problem(prob, W0):
-    """The flow restricted to W orthogonal to W*: rows of X projected, y kept, starts
-    projected and put back on |W|^2 = N (module docstring)."""
-    from simulation import problem_from_arrays
+class OrthogonalFlow:
+    """The flow restricted to W orthogonal to W*, exactly: coordinates in the (N-1)-dim
+    complement of u = W*/|W*| given by a Householder reflection H (H e_N = u, so columns
+    1..N-1 of H span the complement). Reduced data X'' = (X H)[:, :N-1] sqrt(N/(N-1)) and
+    reduced states W'' = (H W)[:N-1] sqrt((N-1)/N) have |W''|^2 = N-1 and <x'', W''> =
+    <x, W>: the same loss, on a sphere the flow cannot leave (projecting the rows of X
+    instead leaks: the W* component then obeys dc/dt = mu c and rounding grows it when
+    mu > 0; it did at N = 500, alpha = 7). The reduced flow is the projected flow with time
+    scaled by N/(N-1); observables are recomputed on the original problem after lifting.
+    """
 
-    n, w = prob.n, prob.w_star.astype(np.float64)
-    X = prob.X.astype(np.float64)
-    Xp = X - np.outer(X @ w, w) / n
-    W = W0.astype(np.float64)
-    W = W - np.outer(w, w @ W) / n
-    W *= np.sqrt(n) / np.linalg.norm(W, axis=0)
-    flow = problem_from_arrays(Xp.astype(prob.X.dtype), prob.y, w_star=prob.w_star)
-    return flow, W.astype(prob.X.dtype)
+    def __init__(self, prob):
+        from simulation import problem_from_arrays
+
+        n = prob.n
+        u = prob.w_star.astype(np.float64) / np.linalg.norm(prob.w_star.astype(np.float64))
+        v = u.copy()
+        v[-1] -= 1.0
+        self.v = v / np.linalg.norm(v)
+        self.n = n
+        X = prob.X.astype(np.float64)
+        Xr = (X - 2.0 * np.outer(X @ self.v, self.v))[:, : n - 1] * np.sqrt(n / (n - 1))
+        # W* has no reduced component; the flow's stop rule needs some teacher, so give it
+        # the first reduced axis and switch the overlap rule off (success_overlap = 1)
+        dummy = np.zeros(n - 1)
+        dummy[0] = np.sqrt(n - 1)
+        self.problem = problem_from_arrays(Xr.astype(prob.X.dtype), prob.y, w_star=dummy)
+        self.dtype = prob.X.dtype
+
+    def reflect(self, W: np.ndarray) -> np.ndarray:
+        return W - 2.0 * np.outer(self.v, self.v @ W)
+
+    def reduce(self, W: np.ndarray) -> np.ndarray:
+        """Full states -> reduced ones (the W* component is dropped, the rest put on the sphere)."""
+        Wr = self.reflect(W.astype(np.float64))[: self.n - 1]
+        Wr *= np.sqrt(self.n - 1) / np.linalg.norm(Wr, axis=0)
+        return Wr.astype(self.dtype)
+
+    def lift(self, Wr: np.ndarray) -> np.ndarray:
+        """Reduced states -> full ones on |W|^2 = N, orthogonal to W*."""
+        W = np.vstack([Wr.astype(np.float64), np.zeros((1, Wr.shape[1]))]) * np.sqrt(self.n / (self.n - 1))
+        return self.reflect(W)
 
 
 def simulate_point(n: int, alpha: float, reps: int, t_max: float = 2000.0, protocol: str = "free") -> dict:
     """Flows of one point; the trapped replicas' observables and laws."""
     from simulation import (Integrator, StopRules, full_spectrum, lowest_eigenpairs, make_problem,
                             random_starts, run_dynamics, state_measure)
+    from simulation.landscape import evaluate, teacher_overlap
 
     seed = SEED + 1000 * int(round(10 * alpha)) + n + (0 if protocol == "free" else 7)
     prob = make_problem(n, alpha, seed=seed, dtype="float32")
     W0 = random_starts(n, reps, seed=seed, dtype="float32")
-    flow_prob = prob
-    if protocol == "orthogonal":
-        flow_prob, W0 = orthogonal_problem(prob, W0)
-    r = run_dynamics(flow_prob, W0, StopRules(t_max=t_max), Integrator(rtol=1e-5))
-    out = dict(n=n, alpha=alpha, seed=seed, protocol=protocol, status=np.array(r.status, dtype=str),
-               energy=r.energy, q=r.q, mu=r.mu, stop_time=r.stop_time)
-    trapped = [b for b in range(reps) if r.status[b] == "trapped"]
     p64 = prob.astype("float64")
+    if protocol == "orthogonal":
+        orth = OrthogonalFlow(prob)
+        r = run_dynamics(orth.problem, orth.reduce(W0), StopRules(t_max=t_max, success_overlap=1.0),
+                         Integrator(rtol=1e-5))
+        W = orth.lift(r.W)
+        final = evaluate(p64, W)  # energy per N and mu of the original problem
+        energy, mu, q = final.energy, final.mu, teacher_overlap(p64, W)
+    else:
+        r = run_dynamics(prob, W0, StopRules(t_max=t_max), Integrator(rtol=1e-5))
+        W, energy, mu, q = r.W.astype(np.float64), r.energy, r.mu, r.q
+    out = dict(n=n, alpha=alpha, seed=seed, protocol=protocol, status=np.array(r.status, dtype=str),
+               energy=energy, q=q, mu=mu, stop_time=r.stop_time)
+    trapped = [b for b in range(reps) if r.status[b] == "trapped"]
     laws, lowest, lowest_e2, spectra = [], [], [], []
     for b in trapped:
-        sm = state_measure(p64, r.W[:, b].astype(np.float64))
+        sm = state_measure(p64, W[:, b])
         laws.append(np.stack([sm.yhat, sm.y]))
-        eig = lowest_eigenpairs(p64, r.W[:, b].astype(np.float64), k=4)
+        eig = lowest_eigenpairs(p64, W[:, b], k=4)
         lowest.append(eig.eigenvalues)
         lowest_e2.append(eig.overlap2)
         if n <= 1000:
-            spectra.append(full_spectrum(p64, r.W[:, b].astype(np.float64), k=1)[0])
+            spectra.append(full_spectrum(p64, W[:, b], k=1)[0])
     m = prob.m
     out.update(trapped=np.array(trapped, dtype=int),
                laws=np.array(laws).reshape(len(trapped), 2, m),
