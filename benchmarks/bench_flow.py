@@ -5,7 +5,9 @@ faster than a plain one-state-at-a-time fixed-step float64 loop at equal final a
 
 1. Accuracy: on `--acc-replicas` starts, the overlap q(t) at t in ACC_TIMES from
    (a) explicit Euler + renormalisation with step dt (the baseline) and (b) batched RKC
-   at several rtol, against a reference RKC run at rtol = --ref-rtol (1e-8). The flow tolerance used
+   at several rtol (those >= 10 x the reference's), against a reference RKC run at rtol =
+   --ref-rtol (default 1e-6: max q error ~1e-4 by docs/numerics.md, far below the
+   baseline's; 1e-7 took over 17 CPU minutes for 4 starts to t = 10). The flow tolerance used
    for timing is the loosest one whose max |q - q_ref| is <= the baseline's.
 2. Speed: the batched flow on all replicas to the stop rule (measured), and the baseline
    loop to the same stop rule on `--baseline-replicas` of them (measured); the baseline's
@@ -26,7 +28,7 @@ import numpy as np
 
 from simulation import Integrator, StopRules, make_problem, random_starts, run_dynamics
 
-ACC_TIMES = np.array([0.0, 1.0, 3.0, 10.0])
+ACC_TIMES = np.array([0.0, 0.5, 1.0, 2.0, 3.0])
 
 
 def baseline_loop(X, y, w_star, w0, dt, t_max, grad_tol=1e-8, success=0.999, record=None):
@@ -52,6 +54,13 @@ def baseline_loop(X, y, w_star, w0, dt, t_max, grad_tol=1e-8, success=0.999, rec
     return steps, steps * dt, out
 
 
+def q_on_times(res) -> np.ndarray:
+    """q at ACC_TIMES; a replica that reached |q| = 1 to rounding stops ("success" even with
+    success_overlap = 1) and has no later records: it stays at W*, so carry its final q."""
+    q = res.trajectory.q
+    return np.where(np.isnan(q), res.q[None, :], q)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000)
@@ -60,7 +69,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dt", type=float, default=0.01, help="baseline Euler step (stable: dt < 2/lambda_max)")
     ap.add_argument("--acc-replicas", type=int, default=4)
-    ap.add_argument("--ref-rtol", type=float, default=1e-8,
+    ap.add_argument("--ref-rtol", type=float, default=1e-6,
                     help="rtol of the reference flow for the accuracy match (must be << the baseline error)")
     ap.add_argument("--baseline-replicas", type=int, default=2)
     ap.add_argument("--t-max", type=float, default=2000.0)
@@ -79,13 +88,16 @@ def main():
     # 1. accuracy of q(t) on a few starts, no stop rule
     free = StopRules(t_max=float(ACC_TIMES[-1]), grad_tol=0.0, success_overlap=1.0, energy_tol=-1.0)
     Wa = W0[:, : a.acc_replicas]
-    ref = run_dynamics(p, Wa, free, Integrator(rtol=a.ref_rtol, atol=a.ref_rtol / 100), times=ACC_TIMES).trajectory.q
+    log = (lambda *m: None) if a.json else (lambda *m: print(*m, flush=True))
+    log(f"accuracy: reference flow at rtol {a.ref_rtol:g} on {a.acc_replicas} starts to t = {ACC_TIMES[-1]:g}")
+    ref = q_on_times(run_dynamics(p, Wa, free, Integrator(rtol=a.ref_rtol, atol=a.ref_rtol / 100), times=ACC_TIMES))
     base_q = np.array([[baseline_loop(p.X, p.y, p.w_star, Wa[:, b], a.dt, ACC_TIMES[-1], record=ACC_TIMES)[2][round(t, 9)]
                         for b in range(a.acc_replicas)] for t in ACC_TIMES])
     base_err = float(np.abs(base_q - ref).max())
     flow_err = {}
-    for rtol in (1e-3, 1e-4, 1e-5, 1e-6):
-        q = run_dynamics(p, Wa, free, Integrator(rtol=rtol, atol=rtol / 100), times=ACC_TIMES).trajectory.q
+    for rtol in (r for r in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6) if r >= 10 * a.ref_rtol):
+        log(f"accuracy: flow at rtol {rtol:g}")
+        q = q_on_times(run_dynamics(p, Wa, free, Integrator(rtol=rtol, atol=rtol / 100), times=ACC_TIMES))
         flow_err[rtol] = float(np.abs(q - ref).max())
     matched = [r for r in sorted(flow_err, reverse=True) if flow_err[r] <= base_err]
     rtol = matched[0] if matched else min(flow_err)
@@ -93,10 +105,12 @@ def main():
                   flow_max_q_error=flow_err, rtol_used=rtol)
 
     # 2. speed to the stop rule
+    log(f"speed: batched flow at rtol {rtol:g}, {a.replicas} replicas, to the stop rule")
     stop = StopRules(t_max=a.t_max)
     t0 = time.perf_counter()
     res = run_dynamics(p, W0, stop, Integrator(rtol=rtol, atol=rtol / 100), progress=not a.json)
     flow_wall = time.perf_counter() - t0
+    log(f"speed: baseline loop on {a.baseline_replicas} replicas")
     base_walls, base_steps = [], []
     for b in range(a.baseline_replicas):
         t0 = time.perf_counter()
