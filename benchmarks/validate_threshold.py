@@ -70,35 +70,34 @@ class OrthogonalFlow:
 
     def __init__(self, prob):
         from simulation import problem_from_arrays
+        from simulation.probes import TangentBasis
 
         n = prob.n
         u = prob.w_star.astype(np.float64) / np.linalg.norm(prob.w_star.astype(np.float64))
         v = u.copy()
         v[-1] -= 1.0
-        self.v = v / np.linalg.norm(v)
+        # the Householder vector u - e_N (not TangentBasis.at's sign choice): the reflection
+        # the stored runs were made with
+        self.basis = TangentBasis(v / np.linalg.norm(v))
         self.n = n
-        X = prob.X.astype(np.float64)
-        Xr = (X - 2.0 * np.outer(X @ self.v, self.v))[:, : n - 1] * np.sqrt(n / (n - 1))
+        Xr = self.basis.coordinates(prob.X.astype(np.float64).T).T * np.sqrt(n / (n - 1))
         # W* has no reduced component; the flow's stop rule needs some teacher, so give it
         # the first reduced axis and switch the overlap rule off (success_overlap = 1)
         dummy = np.zeros(n - 1)
         dummy[0] = np.sqrt(n - 1)
-        self.problem = problem_from_arrays(Xr.astype(prob.X.dtype), prob.y, w_star=dummy)
+        # C order as the other problems (a transposed X would change the BLAS path and rounding)
+        self.problem = problem_from_arrays(np.ascontiguousarray(Xr, dtype=prob.X.dtype), prob.y, w_star=dummy)
         self.dtype = prob.X.dtype
-
-    def reflect(self, W: np.ndarray) -> np.ndarray:
-        return W - 2.0 * np.outer(self.v, self.v @ W)
 
     def reduce(self, W: np.ndarray) -> np.ndarray:
         """Full states -> reduced ones (the W* component is dropped, the rest put on the sphere)."""
-        Wr = self.reflect(W.astype(np.float64))[: self.n - 1]
+        Wr = self.basis.coordinates(W.astype(np.float64))
         Wr *= np.sqrt(self.n - 1) / np.linalg.norm(Wr, axis=0)
         return Wr.astype(self.dtype)
 
     def lift(self, Wr: np.ndarray) -> np.ndarray:
         """Reduced states -> full ones on |W|^2 = N, orthogonal to W*."""
-        W = np.vstack([Wr.astype(np.float64), np.zeros((1, Wr.shape[1]))]) * np.sqrt(self.n / (self.n - 1))
-        return self.reflect(W)
+        return self.basis.embed(Wr.astype(np.float64) * np.sqrt(self.n / (self.n - 1)))
 
 
 def simulate_point(n: int, alpha: float, reps: int, t_max: float = 2000.0, protocol: str = "free") -> dict:
