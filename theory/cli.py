@@ -22,9 +22,6 @@ from .measure import read_measure_file
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
 
 
-_json_ready = json_ready
-
-
 def _format_value(value) -> str:
     if value is None:
         return "none"
@@ -99,7 +96,7 @@ def _run_spectrum(args) -> int:
                   file=sys.stderr)
     record = summary.to_dict()
     if args.json:
-        print(json.dumps(_json_ready(record)))
+        print(json.dumps(json_ready(record)))
     else:
         keys = ["alpha", "mu", "bulk_edge", "isolated_eigenvalue", "overlap2", "rho_edge", "rho_iso",
                 "converged", "hard_edge", "set_by_lowest_atom"]
@@ -164,7 +161,7 @@ def _run_threshold(args) -> int:
                               title=f"threshold state, alpha = {state.alpha:g}, closure {state.closure}")
     record = state.to_dict()
     if args.json:
-        print(json.dumps(_json_ready(record)))
+        print(json.dumps(json_ready(record)))
     else:
         _print_record(record, ["alpha", "closure", "energy", "complexity", "mu", "bulk_edge",
                                "isolated_eigenvalue", "overlap2", "Y", "chi", "bbp_residual", "converged"])
@@ -192,7 +189,7 @@ def _run_alpha_c(args) -> int:
     record = asdict(result)
     record["bracket"] = list(result.bracket)
     if args.json:
-        print(json.dumps(_json_ready(record)))
+        print(json.dumps(json_ready(record)))
     else:
         _print_record(record, ["alpha_c", "energy_at_alpha_c", "complexity_at_alpha_c", "Y", "chi", "residual",
                                "converged", "closure"])
@@ -306,7 +303,7 @@ def _run_dmft(args) -> int:
                      "bbp_residual": summ.residuals.bbp})
     record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "steps": int(res.t.size - 1),
               "residual": res.residual, "converged": res.converged, "wall_seconds": res.wall_seconds,
-              "rows": [_json_ready(r) for r in rows]}
+              "rows": [json_ready(r) for r in rows]}
     if args.json:
         print(json.dumps(record))
         return 0

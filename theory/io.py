@@ -2,8 +2,8 @@
 reading, alpha grids (numbers or START:STOP:STEP ranges)."""
 from __future__ import annotations
 
-import contextlib
 import argparse
+import contextlib
 import math
 import os
 import tempfile

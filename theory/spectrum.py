@@ -31,6 +31,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .errors import ConvergenceError, InputError
+from .io import json_ready
 from .measure import CurvatureLaw
 
 __all__ = [
@@ -165,8 +166,6 @@ class SpectrumSummary:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; non-finite floats (rho_edge = -inf) become None."""
-        from .io import json_ready
-
         return json_ready(asdict(self))
 
 
