@@ -63,9 +63,10 @@ def dmft_runs(a, cache: Path) -> list[dict]:
     runs = []
     for seed in range(a.seeds):
         fine = "" if (a.dt0, a.growth) == (0.005, 1.04) else f"_dt0{a.dt0:g}_g{a.growth:g}"
+        fine += "" if a.y_scale == 1.0 else f"_ys{a.y_scale:g}"
         path = cache / f"dmft_a{a.alpha:g}_q{a.q0:g}_t{a.t_max:g}_dt{a.dt_max:g}{fine}_S{a.samples}_seed{seed}.npz"
         if not path.exists():
-            r = solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed,
+            r = solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed, y_scale=a.y_scale,
                            grid=DMFTGrid(a.t_max, dt0=a.dt0, dt_max=a.dt_max, growth=a.growth), progress=True)
             atomic_savez(path, t=r.t, energy=r.energy, mu=r.mu, q=r.q, mu_multiplier=r.mu_multiplier,
                          wall_seconds=r.wall_seconds, memory_bytes=r.memory_bytes)
@@ -85,6 +86,8 @@ def main():
     p.add_argument("--dt-max", type=float, default=0.05)
     p.add_argument("--dt0", type=float, default=0.005, help="first step of the grid (eq. 5.13)")
     p.add_argument("--growth", type=float, default=1.04, help="step growth factor of the grid")
+    p.add_argument("--y-scale", type=float, default=1.0,
+                   help="importance sampling of the label, y ~ N(0, y_scale^2) (eq. 5.27; 1: plain)")
     p.add_argument("--seeds", type=int, default=3, help="independent DMFT solutions (seeds 0..k-1)")
     p.add_argument("--rtol", type=float, default=1e-7, help="flow tolerance of the simulation (default 1e-7)")
     p.add_argument("--cache", type=Path, default=Path("results/dmft"), help="per-seed / per-start files")
@@ -110,7 +113,7 @@ def main():
           f"DMFT S={a.samples} steps={len(times)-1} ({float(r['wall_seconds']):.0f} s, B {float(r['memory_bytes'])/1e6:.0f} MB)")
     print(f"{'t':>7} {'e_sim':>15} {'e_dmft':>15} {'mu_sim':>15} {'mu_dmft':>15} {'mu_mult':>8} {'q_sim':>14} {'q_dmft':>7}")
     rows = []
-    for tt in [0, 0.01, 0.03, 0.1, 0.3, 0.5, 1, 2, 3, 4, 6, 8, 10, 20]:
+    for tt in [0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 4, 6, 8, 10, 20]:
         if tt > a.t_max:
             continue
         k = int(np.argmin(np.abs(times - tt)))

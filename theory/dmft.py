@@ -178,6 +178,8 @@ class DMFTResult:
     h : (S, n+1) samples of the effective prediction h(t) = yhat(t)
     y : (S,) their labels
     energy_se, mu_se : (n+1,) Monte Carlo standard errors of energy and mu
+    weights : (S,) importance weights of the samples (mean 1), None for plain sampling
+        (``y_scale = 1``)
     residual : float, largest last change of a kernel row in the inner fixed point
     converged : bool
     wall_seconds : float
@@ -204,6 +206,7 @@ class DMFTResult:
     n_samples: int
     inner_iterations: int = 0
     extra: dict = field(default_factory=dict)
+    weights: np.ndarray | None = None
 
     def index(self, t: float) -> int:
         """Grid index nearest to time t."""
@@ -219,7 +222,10 @@ class DMFTResult:
         q = float(self.q[k])
         hk = self.h[:, k]
         s = (self.y - q * hk) / math.sqrt(max(1.0 - q * q, 1e-300))
-        return Measure.empirical(hk, self.y, s, alpha=self.alpha, mu=float(self.mu[k]))
+        if self.weights is None:
+            return Measure.empirical(hk, self.y, s, alpha=self.alpha, mu=float(self.mu[k]))
+        return Measure.quadrature(hk, self.y, self.weights, s, alpha=self.alpha,
+                                  mu=float(self.mu[k]), normalize=True)
 
     def spectrum(self, times) -> list:
         """spectrum_summary (docs/theory.md §2) of the law at each requested time."""
@@ -290,7 +296,8 @@ def _rows(k, c, mu_k, q_k, a_mem, num2, X_col, dt, C, R):
 # ---------------------------------------------------------------------------- solver
 def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 4000,
                grid: DMFTGrid | None = None, seed: int = 0, dtype="float64",
-               partners: int | None = None, progress: bool = False) -> DMFTResult:
+               partners: int | None = None, y_scale: float = 1.0,
+               progress: bool = False) -> DMFTResult:
     """Solve the DMFT of gradient flow (docs/theory.md §5) from q(0) = q0 up to t_max.
 
     Parameters
@@ -306,6 +313,11 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         None (default): all of them, O(S^2) per evaluation; an integer P: random partners,
         O(S P), faster for large S but untested against simulation (one run of four at
         S = 2000, P = 512 went astray by t = 0.3)
+    y_scale : float >= 1, importance sampling of the label (eq. 5.27): y is drawn from
+        N(0, y_scale^2) and every average carries the weight phi(y) / phi_{y_scale}(y)
+        (mean 1, bounded by y_scale). Values > 1 put more samples in the large-|y| tail
+        that carries the heavy-tailed response kernel (docs/theory.md 5.5); 1 (default)
+        is plain sampling
     progress : print progress to stderr
 
     Raises
@@ -313,6 +325,9 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
     InputError on bad parameters; ConvergenceError when an inner fixed point fails.
     """
     alpha, t_max, q0 = _check_inputs(alpha, t_max, q0, n_samples)
+    if not (isinstance(y_scale, (int, float, np.floating)) and math.isfinite(y_scale) and y_scale >= 1.0):
+        raise InputError(f"y_scale must be a finite number >= 1, got {y_scale!r}")
+    y_scale = float(y_scale)
     grid = DMFTGrid(t_max) if grid is None else grid
     if abs(grid.t_max - t_max) > 1e-12 * t_max:
         raise InputError(f"grid.t_max = {grid.t_max} differs from t_max = {t_max}")
@@ -325,6 +340,12 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
     rng = np.random.default_rng(seed)
     half = S // 2
     y, z0 = _sobol_normal_pairs(rng, half)   # quasi-random: the t = 0 averages are nearly exact
+    y = y * y_scale
+    # eq. 5.27: importance weights phi(y) / phi_sigma(y), normalised to mean 1
+    wt = np.exp(-0.5 * y * y * (1.0 - 1.0 / y_scale ** 2))
+    wt = np.concatenate([wt, wt]) / wt.mean()
+    E = lambda f: float(np.mean(wt * f))  # noqa: E731  weighted average over samples
+    sqrt_w = np.sqrt(wt[:half])
     # eq. 5.12: xi_s(t) = sqrt(alpha / P) sum_p eta_{s p} V'_{s_p}(t) over P partners s_p
     # (other samples of the first half, never s itself): a Gaussian path whose covariance,
     # given the partners, is their empirical M_C. P = half - 1 (dense) or ``partners``.
@@ -335,11 +356,11 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         eta = rng.standard_normal((half, half))
         np.fill_diagonal(eta, 0.0)
         eta *= math.sqrt(alpha / P)
-        noise = lambda v: eta @ v  # noqa: E731
+        noise = lambda v: eta @ (sqrt_w * v)  # noqa: E731
     else:
         idx = (np.arange(half)[:, None] + 1 + rng.integers(0, half - 1, size=(half, P))) % half
         eta_s = rng.standard_normal((half, P)) * math.sqrt(alpha / P)
-        noise = lambda v: np.einsum("sp,sp->s", eta_s, v[idx])  # noqa: E731
+        noise = lambda v: np.einsum("sp,sp->s", eta_s, (sqrt_w * v)[idx])  # noqa: E731
     y = np.concatenate([y, -y])            # antithetic pairs (y, g) -> (-y, -g)
     z0 = np.concatenate([z0, -z0])
 
@@ -362,8 +383,8 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
     q[0] = q0
     h[:, 0] = q0 * y + math.sqrt(C[0, 0]) * z0
     Vp[:, 0] = loss.dV(h[:, 0], y)
-    Mc[0, 0] = alpha * float(np.mean(Vp[:, 0] ** 2))
-    mu_mult[0] = alpha * float(np.mean(Vp[:, 0] * h[:, 0]))
+    Mc[0, 0] = alpha * E(Vp[:, 0] ** 2)
+    mu_mult[0] = alpha * E(Vp[:, 0] * h[:, 0])
 
     t_start = time.perf_counter()
     last_report = t_start
@@ -378,8 +399,8 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         Mc_row = np.zeros(k + 1)
         Mc_row[:k] = Mc[k - 1, :k]
         Mc_row[k] = Mc[k - 1, k - 1]
-        b_k = 0.0 if q0 == 0.0 else alpha * float(np.mean(Vp[:, k - 1] * y))
-        K_kk = K[k - 1, k - 1] if k > 1 else alpha * float(np.mean(loss.d2V(h[:, 0], y)))
+        b_k = 0.0 if q0 == 0.0 else alpha * E(Vp[:, k - 1] * y)
+        K_kk = K[k - 1, k - 1] if k > 1 else alpha * E(loss.d2V(h[:, 0], y))
         Bk = B[:k]
         xi_k = xi[:, k - 1].copy()
         mem_past = None
@@ -404,12 +425,12 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
                 new_xi = noise(Vk[:half])
                 new_xi = np.concatenate([new_xi, -new_xi])
                 Jkk = 1.0 / (1.0 + dt * R_row[k] * Dk)
-                new_Mc = alpha * (Vk @ np.concatenate([Vp[:, :k], Vk[:, None]], axis=1)) / S
+                new_Mc = alpha * ((wt * Vk) @ np.concatenate([Vp[:, :k], Vk[:, None]], axis=1)) / S
                 # at q0 = 0 the law is symmetric under y -> -y (V depends on y^2), so
                 # E[V' y] = 0 and q stays 0 exactly (eq. 5.18); Monte Carlo noise would
                 # otherwise seed q like a finite system of size ~S
-                new_b = 0.0 if q0 == 0.0 else alpha * float(np.mean(Vk * y))
-                new_Kkk = alpha * float(np.mean(Dk * Jkk))
+                new_b = 0.0 if q0 == 0.0 else alpha * E(Vk * y)
+                new_Kkk = alpha * E(Dk * Jkk)
                 change = max(np.max(np.abs(new_Mc - Mc_row)) / (1.0 + np.max(np.abs(new_Mc))),
                              np.max(np.abs(new_xi - xi_k)) / (1.0 + np.max(np.abs(new_xi))),
                              abs(new_b - b_k) / (1.0 + abs(new_b)),
@@ -423,7 +444,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
             # memory row from the per-sample response (eq. 5.16)
             Y = (R_row[:k] @ Bk.reshape(k, -1)).reshape(S, n + 1)[:, :k]   # (S, k)
             Jk = -Y * Jkk[:, None]                                           # J[k, :k]
-            new_K = alpha * (Dk @ Jk) / S
+            new_K = alpha * ((wt * Dk) @ Jk) / S
             changeK = np.max(np.abs(new_K - K_row[:k])) / (1.0 + np.max(np.abs(new_K)))
             K_row[:k] = new_K
             if changeK < INNER_TOL * 10 or outer >= 1 and changeK < 1e-8:
@@ -449,7 +470,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         Vp[:, k] = Vk
         B[k, :, :k] = (dt * Dk[:, None] * Jk).astype(B.dtype, copy=False)
         B[k, :, k] = dt * Dk * Jkk
-        mu_obs_k = alpha * float(np.mean(Vk * hk))
+        mu_obs_k = alpha * E(Vk * hk)
         gap = abs(mu_k - mu_obs_k)
         worst_gap = max(worst_gap, gap)
         if gap > MULT_TOL_ABS + MULT_TOL_REL * abs(mu_obs_k):
@@ -458,16 +479,16 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         now = time.perf_counter()
         if progress and (now - last_report > 2.0 or k == n):
             print(f"dmft {label}: t = {t[k]:.4g} ({k}/{n}), q = {q_k:.4f}, "
-                  f"e = {alpha * np.mean(loss.V(hk, y)):.4f}, {now - t_start:.1f} s",
+                  f"e = {alpha * E(loss.V(hk, y)):.4f}, {now - t_start:.1f} s",
                   file=sys.stderr, flush=True)
             last_report = now
     if not np.all(np.isfinite(h)):
         raise ConvergenceError(f"non-finite effective process ({label})")
 
-    Vall = loss.V(h, y[:, None])
+    Vall = wt[:, None] * loss.V(h, y[:, None])
     energy = alpha * Vall.mean(axis=0)
     energy_se = alpha * Vall.std(axis=0) / math.sqrt(S)
-    muv = Vp * h
+    muv = wt[:, None] * Vp * h
     mu = alpha * muv.mean(axis=0)
     mu_se = alpha * muv.std(axis=0) / math.sqrt(S)
     return DMFTResult(alpha=alpha, q0=q0, t=t, energy=energy, mu=mu, mu_multiplier=mu_mult, q=q,
@@ -475,7 +496,8 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
                       residual=float(worst_residual), converged=True,
                       wall_seconds=time.perf_counter() - t_start, memory_bytes=int(B.nbytes),
                       n_samples=S, inner_iterations=inner_total,
-                      extra={"grid": grid, "seed": seed, "partners": P,
+                      weights=None if y_scale == 1.0 else wt / S,
+                      extra={"grid": grid, "seed": seed, "partners": P, "y_scale": y_scale,
                              "multiplier_gap": worst_gap, "norm_error": float(np.max(np.abs(np.diag(C) + q * q - 1.0))), "C_perp": C, "K": K, "M_C": Mc})
 
 
