@@ -23,6 +23,7 @@ import numpy as np
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator, StopRules, run_dynamics
 from theory.dmft import DMFTGrid, solve_dmft, time_grid
+from theory.errors import ConvergenceError
 from theory.io import atomic_savez
 
 
@@ -36,11 +37,29 @@ def warm_start(problem, q0: float, seed: int) -> np.ndarray:
     return (q0 * ws + np.sqrt(1 - q0 * q0) * perp)[:, None]
 
 
+def _longer_cached_run(cache: Path, alpha, q0, n, t_max, rtol, b) -> Path | None:
+    """A cached simulation of the same start run to a later time (the grids coincide up
+    to the shortened last step), or None."""
+    best = None
+    for path in cache.glob(f"sim_a{alpha:g}_q{q0:g}_n{n}_t*_rtol{rtol:g}_start{b}.npz"):
+        t_other = float(path.name.split("_t")[1].split("_rtol")[0])
+        if t_other > t_max and (best is None or t_other < best[0]):
+            best = (t_other, path)
+    return None if best is None else best[1]
+
+
 def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7):
-    """Energy, mu, |q| of each start on ``times`` (one cached file per start)."""
+    """Energy, mu, |q| of each start on ``times`` (one cached file per start; a cached run
+    of the same start to a later time is reused, linearly interpolated onto ``times``)."""
     E, MU, Q, wall = [], [], [], 0.0
     for b in range(starts):
         path = cache / f"sim_a{alpha:g}_q{q0:g}_n{n}_t{t_max:g}_rtol{rtol:g}_start{b}.npz"
+        longer = None if path.exists() else _longer_cached_run(cache, alpha, q0, n, t_max, rtol, b)
+        if longer is not None:
+            d = np.load(longer)
+            E.append(np.interp(times, d["t"], d["energy"])); MU.append(np.interp(times, d["t"], d["mu"]))
+            Q.append(np.interp(times, d["t"], d["q"])); wall += float(d["wall_seconds"])
+            continue
         if not path.exists():
             t0 = time.perf_counter()
             problem = make_problem(n, alpha, seed=1000 + b)
@@ -59,19 +78,32 @@ def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7
 
 
 def dmft_runs(a, cache: Path) -> list[dict]:
-    """The DMFT solutions of seeds 0..seeds-1 (one cached file per seed)."""
+    """The DMFT solutions of seeds 0..seeds-1 (one cached file per seed). A seed that runs
+    away (ConvergenceError, docs/theory.md 5.5) is stored as such, reported and left out of
+    the averages: its count is part of the result."""
     runs = []
     for seed in range(a.seeds):
         fine = "" if (a.dt0, a.growth) == (0.005, 1.04) else f"_dt0{a.dt0:g}_g{a.growth:g}"
         fine += "" if a.y_scale == 1.0 else f"_ys{a.y_scale:g}"
+        fine += "" if a.y_cut == float("inf") else f"_yc{a.y_cut:g}"
         path = cache / f"dmft_a{a.alpha:g}_q{a.q0:g}_t{a.t_max:g}_dt{a.dt_max:g}{fine}_S{a.samples}_seed{seed}.npz"
         if not path.exists():
-            r = solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed, y_scale=a.y_scale,
-                           grid=DMFTGrid(a.t_max, dt0=a.dt0, dt_max=a.dt_max, growth=a.growth), progress=True)
-            atomic_savez(path, t=r.t, energy=r.energy, mu=r.mu, q=r.q, mu_multiplier=r.mu_multiplier,
-                         wall_seconds=r.wall_seconds, memory_bytes=r.memory_bytes)
-            print(f"DMFT seed {seed}: {r.wall_seconds:.0f} s", flush=True)
-        runs.append(dict(np.load(path)))
+            try:
+                r = solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed, y_scale=a.y_scale, y_cut=a.y_cut,
+                               grid=DMFTGrid(a.t_max, dt0=a.dt0, dt_max=a.dt_max, growth=a.growth), progress=True)
+            except ConvergenceError as exc:
+                atomic_savez(path, failed=np.str_(str(exc)))
+            else:
+                atomic_savez(path, t=r.t, energy=r.energy, mu=r.mu, q=r.q, mu_multiplier=r.mu_multiplier,
+                             wall_seconds=r.wall_seconds, memory_bytes=r.memory_bytes)
+                print(f"DMFT seed {seed}: {r.wall_seconds:.0f} s", flush=True)
+        d = dict(np.load(path))
+        if "failed" in d:
+            print(f"DMFT seed {seed} ran away, left out: {d['failed']}", flush=True)
+            continue
+        runs.append(d)
+    if not runs:
+        raise SystemExit("every DMFT seed ran away; more samples or other seeds")
     return runs
 
 
@@ -88,6 +120,8 @@ def main():
     p.add_argument("--growth", type=float, default=1.04, help="step growth factor of the grid")
     p.add_argument("--y-scale", type=float, default=1.0,
                    help="importance sampling of the label, y ~ N(0, y_scale^2) (eq. 5.27; 1: plain)")
+    p.add_argument("--y-cut", type=float, default=float("inf"),
+                   help="labels restricted to |y| <= y_cut (docs/theory.md 5.8; default: no cut)")
     p.add_argument("--seeds", type=int, default=3, help="independent DMFT solutions (seeds 0..k-1)")
     p.add_argument("--rtol", type=float, default=1e-7, help="flow tolerance of the simulation (default 1e-7)")
     p.add_argument("--cache", type=Path, default=Path("results/dmft"), help="per-seed / per-start files")
@@ -110,7 +144,8 @@ def main():
     E, MU, Q, wall = simulate(a.alpha, a.n, a.starts, a.t_max, a.q0, times, a.cache, a.rtol)
     se = lambda x: x.std(axis=0, ddof=1) / np.sqrt(x.shape[0])  # noqa: E731
     print(f"alpha={a.alpha} q0={a.q0} N={a.n} starts={a.starts} (sim {wall:.0f} s); "
-          f"DMFT S={a.samples} steps={len(times)-1} ({float(r['wall_seconds']):.0f} s, B {float(r['memory_bytes'])/1e6:.0f} MB)")
+          f"DMFT S={a.samples} y_scale={a.y_scale:g} y_cut={a.y_cut:g} steps={len(times)-1} ({float(r['wall_seconds']):.0f} s, "
+          f"B {float(r['memory_bytes'])/1e6:.0f} MB), {len(runs)} of {a.seeds} seeds ({a.seeds - len(runs)} ran away)")
     print(f"{'t':>7} {'e_sim':>15} {'e_dmft':>15} {'mu_sim':>15} {'mu_dmft':>15} {'mu_mult':>8} {'q_sim':>14} {'q_dmft':>7}")
     rows = []
     for tt in [0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 4, 6, 8, 10, 20]:
@@ -129,7 +164,8 @@ def main():
               f"{row['mu_mult']:8.3f} {row['q_sim']:6.3f}+-{row['q_sim_se']:5.3f} {row['q_dmft']:7.3f}", flush=True)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dict(args={k: str(v) for k, v in vars(a).items()}, rows=rows,
+            json.dump(dict(args={k: str(v) for k, v in vars(a).items()}, rows=rows, seeds_used=len(runs),
+                           seeds_run_away=a.seeds - len(runs),
                            dmft_seconds=[float(x["wall_seconds"]) for x in runs], sim_seconds=wall), f, indent=1)
 
 

@@ -128,6 +128,15 @@ def test_importance_sampling_agrees_with_plain_sampling_at_early_times(is_run):
         assert abs(is_run.energy[k] - plain.energy[k]) < 4 * se + 0.02 * plain.energy[k]
 
 
+def test_label_cut_restricts_the_sample_and_keeps_t0_values():
+    r = solve_dmft(4.0, 0.02, n_samples=4000, grid=DMFTGrid(0.02, dt0=0.005, dt_max=0.005), seed=3,
+                   y_scale=2.0, y_cut=5.0)
+    assert np.max(np.abs(r.y)) <= 5.0 and np.mean(np.abs(r.y) > 3.0) > 0.1   # tail enriched, cut
+    lim = t0_limits(4.0)                                            # P(|y| > 5) = 6e-7: no visible bias
+    assert abs(r.energy[0] - lim["energy"]) < 4 * r.energy_se[0]
+    assert abs(r.mu[0] - lim["mu"]) < 4 * r.mu_se[0]
+
+
 @pytest.mark.parametrize("y_scale", [0.5, float("nan"), "2"])
 def test_bad_y_scale(y_scale):
     with pytest.raises(InputError, match="y_scale"):
