@@ -31,7 +31,7 @@ import numpy as np
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator
 from simulation.tracking import Q_INFORMED, track
-from theory.io import atomic_savez
+from theory.io import atomic_savez, atomic_write_text
 
 TIMES = (0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
 ALPHAS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
@@ -157,7 +157,7 @@ def report(out: Path, fig_dir: Path, q_star: float = 1.0) -> dict:
     fig.tight_layout()
     fig.savefig(fig_dir / "alpha_bbp_t.png", dpi=120)
     plt.close(fig)
-    (out / "report.json").write_text(json.dumps(res, indent=1, default=float))
+    atomic_write_text(out / "report.json", json.dumps(res, indent=1, default=float))
     return res
 
 

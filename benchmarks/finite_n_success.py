@@ -33,7 +33,7 @@ import numpy as np
 
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator, StopRules, run_dynamics
-from theory.io import atomic_savez
+from theory.io import atomic_savez, atomic_write_text
 
 GRID = {128: (3.0, 4.0, 5.0, 6.0, 7.0), 256: (3.0, 4.0, 5.0, 6.0, 7.0),
         512: (4.0, 5.0, 6.0, 7.0), 1024: (4.0, 5.0, 6.0, 7.0),
@@ -295,7 +295,7 @@ def report(out: Path, bbp_report: Path, fig_dir: Path) -> dict:
     fig.tight_layout()
     fig.savefig(fig_dir / "alpha_c_vs_log_n.png", dpi=120)
     plt.close(fig)
-    (out / "report.json").write_text(json.dumps(res, indent=1, default=float))
+    atomic_write_text(out / "report.json", json.dumps(res, indent=1, default=float))
     return res
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from simulation.data import make_problem, random_starts
 from simulation.probes import lowest_eigenpairs
 from simulation.tracking import law_at_state, t0_prediction
+from theory.io import atomic_write_text
 from theory.spectrum import spectrum_summary
 
 
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
                   f"(overlap2 {r['lanczos_overlap2_mean']:.2f}); own law {r['empirical_law_mean']:.2f}; cutoff law "
                   f"{r['cutoff_lowest']:.2f} (edge {r['cutoff_edge']:.2f}, iso {r['cutoff_iso']}, ov2 "
                   f"{r['cutoff_overlap2']:.2f}); {r['wall']:.0f} s", file=sys.stderr, flush=True)
-    (out / "t0_lowest.json").write_text(json.dumps(rows, indent=1))
+    atomic_write_text(out / "t0_lowest.json", json.dumps(rows, indent=1))
     plot(rows, args.figure)
     return 0
 

@@ -24,7 +24,7 @@ from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator, StopRules, run_dynamics
 from theory.dmft import DMFTGrid, solve_dmft, time_grid
 from theory.errors import ConvergenceError
-from theory.io import atomic_savez
+from theory.io import atomic_savez, atomic_write_text
 
 
 def warm_start(problem, q0: float, seed: int) -> np.ndarray:
@@ -163,10 +163,10 @@ def main():
               f"{row['mu_sim']:7.3f}+-{row['mu_sim_se']:5.3f} {row['mu_dmft']:7.3f}+-{row['mu_dmft_se']:5.3f} "
               f"{row['mu_mult']:8.3f} {row['q_sim']:6.3f}+-{row['q_sim_se']:5.3f} {row['q_dmft']:7.3f}", flush=True)
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(dict(args={k: str(v) for k, v in vars(a).items()}, rows=rows, seeds_used=len(runs),
-                           seeds_run_away=a.seeds - len(runs),
-                           dmft_seconds=[float(x["wall_seconds"]) for x in runs], sim_seconds=wall), f, indent=1)
+        atomic_write_text(a.json, json.dumps(dict(
+            args={k: str(v) for k, v in vars(a).items()}, rows=rows, seeds_used=len(runs),
+            seeds_run_away=a.seeds - len(runs), dmft_seconds=[float(x["wall_seconds"]) for x in runs],
+            sim_seconds=wall), indent=1))
 
 
 if __name__ == "__main__":

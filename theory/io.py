@@ -57,6 +57,18 @@ def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
     return _atomic_replace(path, write)
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` (folder created if needed) atomically (a JSON report, a table)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    return _atomic_replace(path, write)
+
+
 def load_npz(path: str | os.PathLike, required: tuple[str, ...] = (), kind: str = "file") -> dict:
     """Read an ``.npz`` into a dict of arrays; missing or malformed files and missing
     keys raise :class:`InputError` with a one-line message."""

@@ -152,3 +152,13 @@ def test_file_errors(tmp_path, sample):
     garbage.write_bytes(b"not a zip")
     with pytest.raises(InputError, match="not a readable"):
         Measure.from_npz(garbage)
+
+
+def test_atomic_write_text_replaces_and_leaves_no_temporary(tmp_path):
+    from theory.io import atomic_write_text
+
+    path = tmp_path / "sub" / "report.json"
+    atomic_write_text(path, '{"a": 1}')
+    atomic_write_text(path, '{"a": 2}')
+    assert path.read_text() == '{"a": 2}'
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]
