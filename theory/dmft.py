@@ -319,9 +319,9 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         that carries the heavy-tailed response kernel (docs/theory.md 5.5); 1 (default)
         is plain sampling
     y_cut : float > 0, labels are drawn from the law restricted to |y| <= y_cut (default
-        inf: no cut). With y_scale > 1 this keeps the enriched tail 2.5 < |y| < y_cut
-        but drops the extreme labels whose responses make late times unstable
-        (docs/theory.md 5.8); P(|y| > 5) = 6e-7
+        inf: no cut; P(|y| > 5) = 6e-7). Meant to keep the enriched tail of y_scale > 1
+        without its extreme labels; tried at y_scale = 2, y_cut = 5, it did *not* cure the
+        late-time drift (docs/validation.md, DMFT section)
     progress : print progress to stderr
 
     Raises
