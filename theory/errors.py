@@ -25,7 +25,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Call ``main(argv)`` turning package errors and bad files into one-line messages.
 
-    Exit status: 0 success, 2 bad input, 3 non-convergence, 130 interrupted.
+    Exit status: 0 success, 2 bad input, 3 non-convergence, 130 interrupted, 141 closed pipe.
     """
     prog = "python -m " + main.__module__.split(".")[0]
     try:
@@ -39,3 +39,10 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`... --json | head`): stop quietly, as Unix tools do;
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

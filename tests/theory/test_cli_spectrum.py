@@ -95,3 +95,12 @@ def test_bad_values_one_line(state_file, tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
         assert fragment in proc.stderr
+
+
+def test_closed_pipe_stops_quietly():
+    # `python -m theory ... --json | head -c 1`: no traceback when the reader goes away
+    proc = subprocess.run(
+        f"{sys.executable} -m theory dmft --alpha 4 --t-max 0.05 --samples 400 --points 1 --json | head -c 1",
+        shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "{"
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
