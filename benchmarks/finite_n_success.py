@@ -52,6 +52,16 @@ def point_path(out: Path, n: int, alpha: float) -> Path:
     return out / f"n{n}_a{alpha:g}.npz"
 
 
+def one_start(n: int, alpha: float, seed: int, stop: StopRules, integ: Integrator, dtype: str = "float32"):
+    """One start of a point: fresh data and start from ``seed``, flowed to ``stop``.
+    Returns (problem, w0, result, wall seconds of the flow)."""
+    problem = make_problem(n, alpha, seed, dtype)
+    w0 = random_starts(n, 1, seed, dtype)
+    t0 = time.perf_counter()
+    r = run_dynamics(problem, w0, stop, integ, times=np.array([0.0]))
+    return problem, w0, r, time.perf_counter() - t0
+
+
 def run_point(n: int, alpha: float, starts: int, deadline: float, path: Path) -> bool:
     """Runs j = 0..starts-1 of one point, resuming after the runs already in ``path``; the
     file is rewritten atomically after every run, so an interruption loses at most the run
@@ -71,12 +81,8 @@ def run_point(n: int, alpha: float, starts: int, deadline: float, path: Path) ->
     for j in tqdm(range(len(status), starts), desc=f"N={n} alpha={alpha:g}", unit="run", mininterval=20, leave=False):
         if time.time() > deadline:
             return False
-        seed = base + j
-        problem = make_problem(n, alpha, seed, "float32")
-        w0 = random_starts(n, 1, seed, "float32")
-        t0 = time.perf_counter()
-        r = run_dynamics(problem, w0, stop, integ, times=np.array([0.0]))
-        rec["wall"].append(time.perf_counter() - t0)
+        problem, w0, r, wall = one_start(n, alpha, base + j, stop, integ)
+        rec["wall"].append(wall)
         rec["q0"].append(float(problem.w_star.astype(np.float64) @ w0[:, 0].astype(np.float64) / n))
         rec["q"].append(float(r.q[0]))
         rec["energy"].append(float(r.energy[0]))
@@ -105,11 +111,8 @@ def horizon_check(out: Path, n: int, alpha: float, runs: int, t_long: float = 40
     stop = StopRules(t_max=t_long, success_overlap=SUCCESS_Q)
     integ = Integrator(rtol=RTOL, atol=ATOL)
     for j in range(len(status), seeds.size):
-        problem = make_problem(n, alpha, int(seeds[j]), "float32")
-        w0 = random_starts(n, 1, int(seeds[j]), "float32")
-        t0 = time.perf_counter()
-        r = run_dynamics(problem, w0, stop, integ, times=np.array([0.0]))
-        rec["wall"].append(time.perf_counter() - t0)
+        _, _, r, wall = one_start(n, alpha, int(seeds[j]), stop, integ)
+        rec["wall"].append(wall)
         rec["q"].append(abs(float(r.q[0])))
         rec["stop_time"].append(float(r.stop_time[0]))
         status.append(str(r.status[0]))
@@ -138,11 +141,8 @@ def check_settings(n: int, alpha: float, starts: int, t_long: float = 400.0) -> 
     for name, (dtype, stop, integ) in settings.items():
         succ, q, ts, wall = [], [], [], 0.0
         for j in range(starts):
-            problem = make_problem(n, alpha, base + j, dtype)
-            w0 = random_starts(n, 1, base + j, dtype)
-            t0 = time.perf_counter()
-            r = run_dynamics(problem, w0, stop, integ, times=np.array([0.0]))
-            wall += time.perf_counter() - t0
+            _, _, r, run_wall = one_start(n, alpha, base + j, stop, integ, dtype)
+            wall += run_wall
             q.append(abs(float(r.q[0])))
             succ.append(q[-1] >= SUCCESS_Q)
             ts.append(float(r.stop_time[0]))
