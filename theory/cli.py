@@ -291,8 +291,6 @@ def _run_dmft(args) -> int:
         raise InputError(f"samples must be an even integer >= 2, got {args.samples}")
     if args.dt_max <= 0:
         raise InputError(f"dt-max must be > 0, got {args.dt_max:g}")
-    if not args.y_scale >= 1:
-        raise InputError(f"y-scale must be >= 1, got {args.y_scale:g}")
     if args.points < 1:
         raise InputError(f"points must be >= 1, got {args.points}")
     grid = DMFTGrid(args.t_max, dt0=min(0.005, args.dt_max), dt_max=args.dt_max)

@@ -3,6 +3,7 @@ into one-line messages with a non-zero exit status (never a traceback)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -42,7 +43,5 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     except BrokenPipeError:
         # the reader went away (`... --json | head`): stop quietly, as Unix tools do;
         # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
