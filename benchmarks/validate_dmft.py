@@ -10,6 +10,11 @@ each) and reused, so an interrupted run resumes, and ``--part dmft`` / ``--part 
 run as two processes (one core each) before ``--part all`` prints the table.
 
     python benchmarks/validate_dmft.py --alpha 4 --t-max 2 --n 1000 --starts 8 --q0 0 --samples 8000 --seeds 3
+
+``--sizes 1000:64 2000:32 4000:8`` (with ``--part all``) adds the finite-N check: the
+simulation means at each N, their weighted least-squares extrapolation a + b/N to
+N = infinity (eq. 5.28 of docs/theory.md: the leading finite-N correction of a
+self-averaging mean), and the DMFT against that extrapolation.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import numpy as np
 
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator, StopRules, run_dynamics
-from theory.dmft import DMFTGrid, solve_dmft, time_grid
+from theory.dmft import DMFTGrid, energy_rise, solve_dmft, time_grid
 from theory.errors import ConvergenceError
 from theory.io import atomic_savez, atomic_write_text
 
@@ -77,6 +82,63 @@ def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7
     return np.array(E), np.array(MU), np.array(Q), wall
 
 
+def extrapolate_in_n(ns, means, ses) -> dict:
+    """Weighted least-squares fit means = a + b / N (docs/theory.md eq. 5.28).
+
+    Returns a (the N = infinity value) and b with their standard errors and the fit's
+    chi^2 per degree of freedom (None with two sizes: the line then has no check)."""
+    x = 1.0 / np.asarray(ns, float)
+    A = np.stack([np.ones_like(x), x], axis=1) / np.asarray(ses)[:, None]
+    coef, *_ = np.linalg.lstsq(A, np.asarray(means) / np.asarray(ses), rcond=None)
+    cov = np.linalg.inv(A.T @ A)
+    dof = len(ns) - 2
+    chi2 = float(np.sum((A @ coef - np.asarray(means) / np.asarray(ses)) ** 2))
+    return dict(a=float(coef[0]), a_se=float(np.sqrt(cov[0, 0])), b=float(coef[1]), b_se=float(np.sqrt(cov[1, 1])),
+                chi2_per_dof=chi2 / dof if dof > 0 else None)
+
+
+def size_starts(text: str) -> tuple[int, int]:
+    """``N:STARTS`` of ``--sizes`` (N >= 2, STARTS >= 2: a standard error needs two starts)."""
+    try:
+        n, starts = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N:STARTS with two integers, got {text!r}") from None
+    if n < 2 or starts < 2:
+        raise argparse.ArgumentTypeError(f"need N >= 2 and STARTS >= 2, got {text!r}")
+    return n, starts
+
+
+def finite_n_table(a, times, dm, se) -> list[dict]:
+    """Simulation means at each N of ``--sizes``, their extrapolation to N = infinity, and
+    the DMFT (mean over seeds) against it, at the table times."""
+    sims = {}
+    for n, starts in a.sizes:
+        E, MU, _, _ = simulate(a.alpha, n, starts, a.t_max, a.q0, times, a.cache, a.rtol)
+        sims[n] = (E, MU)
+    ns = sorted(sims)
+    print(f"finite-N check: N = {ns}, starts = {[sims[n][0].shape[0] for n in ns]}; "
+          "fit a + b/N per time (eq. 5.28), DMFT vs a in combined standard errors")
+    rows = []
+    for tt in [0.1, 0.3, 0.5, 1, 2, 4, 6, 8, 10, 20]:
+        if tt > a.t_max:
+            continue
+        k = int(np.argmin(np.abs(times - tt)))
+        row = dict(t=float(times[k]))
+        for name, col, key in (("e", 0, "energy"), ("mu", 1, "mu")):
+            means = [float(sims[n][col][:, k].mean()) for n in ns]
+            ses = [float(se(sims[n][col][:, k])) for n in ns]
+            fit = extrapolate_in_n(ns, means, ses)
+            d, d_se = float(dm[key][:, k].mean()), float(se(dm[key][:, k]))
+            row[name] = dict(sim_means=means, sim_ses=ses, **fit, dmft=d, dmft_se=d_se,
+                             sigma=(d - fit["a"]) / float(np.hypot(d_se, fit["a_se"])))
+        rows.append(row)
+        cells = " | ".join(
+            " ".join(f"{m:6.3f}" for m in row[nm]["sim_means"]) + f" -> {row[nm]['a']:6.3f}+-{row[nm]['a_se']:5.3f}"
+            f" (dmft {row[nm]['dmft']:6.3f}, {row[nm]['sigma']:+.1f} sd)" for nm in ("e", "mu"))
+        print(f"{row['t']:6.3f} {cells}", flush=True)
+    return rows
+
+
 def dmft_runs(a, cache: Path) -> list[dict]:
     """The DMFT solutions of seeds 0..seeds-1 (one cached file per seed). A seed that runs
     away (ConvergenceError, docs/theory.md 5.5) is stored as such, reported and left out of
@@ -127,6 +189,9 @@ def main():
     p.add_argument("--cache", type=Path, default=Path("results/dmft"), help="per-seed / per-start files")
     p.add_argument("--part", choices=("all", "dmft", "sim"), default="all",
                    help="compute only the DMFT or only the simulations (fill the cache), or all and compare")
+    p.add_argument("--sizes", nargs="*", type=size_starts, default=[], metavar="N:STARTS",
+                   help="also compare with simulations at these sizes extrapolated to N = infinity "
+                        "(e.g. 1000:64 2000:32 4000:8)")
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args()
     a.cache.mkdir(parents=True, exist_ok=True)
@@ -146,6 +211,9 @@ def main():
     print(f"alpha={a.alpha} q0={a.q0} N={a.n} starts={a.starts} (sim {wall:.0f} s); "
           f"DMFT S={a.samples} y_scale={a.y_scale:g} y_cut={a.y_cut:g} steps={len(times)-1} ({float(r['wall_seconds']):.0f} s, "
           f"B {float(r['memory_bytes'])/1e6:.0f} MB), {len(runs)} of {a.seeds} seeds ({a.seeds - len(runs)} ran away)")
+    # a gradient flow cannot raise its energy: any rise of a seed's e(t) is Monte Carlo error
+    rises = [energy_rise(x["energy"]) for x in runs]
+    print("energy rise per seed (Monte Carlo error, DMFTResult.energy_rise): " + " ".join(f"{v:.3f}" for v in rises))
     print(f"{'t':>7} {'e_sim':>15} {'e_dmft':>15} {'mu_sim':>15} {'mu_dmft':>15} {'mu_mult':>8} {'q_sim':>14} {'q_dmft':>7}")
     rows = []
     for tt in [0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 4, 6, 8, 10, 20]:
@@ -162,9 +230,10 @@ def main():
         print(f"{row['t']:7.3f} {row['e_sim']:7.3f}+-{row['e_sim_se']:5.3f} {row['e_dmft']:7.3f}+-{row['e_dmft_se']:5.3f} "
               f"{row['mu_sim']:7.3f}+-{row['mu_sim_se']:5.3f} {row['mu_dmft']:7.3f}+-{row['mu_dmft_se']:5.3f} "
               f"{row['mu_mult']:8.3f} {row['q_sim']:6.3f}+-{row['q_sim_se']:5.3f} {row['q_dmft']:7.3f}", flush=True)
+    finite_n = finite_n_table(a, times, dm, se) if a.sizes else None
     if a.json:
         atomic_write_text(a.json, json.dumps(dict(
-            args={k: str(v) for k, v in vars(a).items()}, rows=rows, seeds_used=len(runs),
+            args={k: str(v) for k, v in vars(a).items()}, rows=rows, finite_n=finite_n, energy_rise_per_seed=rises, seeds_used=len(runs),
             seeds_run_away=a.seeds - len(runs), dmft_seconds=[float(x["wall_seconds"]) for x in runs],
             sim_seconds=wall), indent=1))
 

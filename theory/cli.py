@@ -308,14 +308,15 @@ def _run_dmft(args) -> int:
     record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "y_scale": args.y_scale,
               "steps": int(res.t.size - 1),
               "residual": res.residual, "converged": res.converged, "wall_seconds": res.wall_seconds,
-              "rows": [json_ready(r) for r in rows]}
+              "energy_rise": res.energy_rise, "rows": [json_ready(r) for r in rows]}
     if args.json:
         print(json.dumps(record))
         return 0
     print(f"alpha {res.alpha:g}, q0 {res.q0:g}, {res.n_samples} samples, {res.t.size - 1} steps, "
-          f"residual {res.residual:.2e}, {res.wall_seconds:.1f} s")
+          f"residual {res.residual:.2e}, {res.wall_seconds:.1f} s, energy rise {res.energy_rise:.3f}")
     print("mu_mult: the norm multiplier (eq. 5.18); a gap |mu_mult - mu| above ~0.3 flags the "
-          "heavy-tail bias of docs/theory.md 5.8")
+          "heavy-tail bias of docs/theory.md 5.8; energy rise: the largest increase of e(t), which "
+          "a gradient flow cannot have (Monte Carlo error)")
     print(f"{'t':>9} {'energy':>10} {'+-':>7} {'mu':>9} {'mu_mult':>9} {'q':>8} {'bulk_edge':>10} {'lambda_iso':>11} "
           f"{'overlap2':>9}")
     for r in rows:

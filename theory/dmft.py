@@ -160,6 +160,19 @@ def t0_limits(alpha: float, q0: float = 0.0, n_nodes: int = 40) -> dict:
 
 
 # ---------------------------------------------------------------------------- result
+def energy_rise(energy: np.ndarray) -> float:
+    """Largest rise of e(t) above its running minimum, max_k (e_k - min_{j<=k} e_j).
+
+    Gradient flow cannot raise the energy (de/dt = -|grad_sphere L|^2 / N <= 0), and
+    neither can its backward-Euler scheme (5.13) while each step is the minimiser of
+    L + |W - W_prev|^2 / (2 dt) on the sphere (dt below 1 / |lowest Hessian eigenvalue|),
+    so a rise in a DMFT solution is Monte Carlo error of the finite-S solution: a lower
+    bound on its size at late times, where the energy changes slowly (docs/theory.md 5.8).
+    """
+    energy = np.asarray(energy, dtype=float)
+    return float(np.max(energy - np.minimum.accumulate(energy)))
+
+
 @dataclass(frozen=True, eq=False)
 class DMFTResult:
     """Solution of the DMFT equations (docs/theory.md §5) on a time grid.
@@ -207,6 +220,11 @@ class DMFTResult:
     inner_iterations: int = 0
     extra: dict = field(default_factory=dict)
     weights: np.ndarray | None = None
+
+    @property
+    def energy_rise(self) -> float:
+        """Largest rise of the energy above its running minimum (:func:`energy_rise`)."""
+        return energy_rise(self.energy)
 
     def index(self, t: float) -> int:
         """Grid index nearest to time t."""

@@ -1,5 +1,6 @@
 """DMFT of gradient flow (theory/dmft.py, docs/theory.md §5): exact short-time limits,
 the prox step, the solver's invariants, the CLI. Slow: agreement with simulation."""
+import dataclasses
 import json
 import math
 
@@ -76,6 +77,9 @@ def test_solver_invariants(short_run):
     np.testing.assert_allclose(np.diag(r.C), 1.0, atol=1e-9)       # |W|^2 = N (eq. 5.18)
     assert np.all(r.q == 0.0)                                       # q0 = 0 stays 0 (symmetry)
     assert np.all(np.diff(r.energy[:20]) < 0)                       # early descent
+    assert r.energy_rise == 0.0                                     # monotone to t = 0.3
+    bumpy = dataclasses.replace(r, energy=np.array([3.0, 2.0, 2.5, 1.0, 1.2]))
+    assert bumpy.energy_rise == pytest.approx(0.5)                  # above the running minimum
     assert np.allclose(np.triu(r.R, 1), 0.0) and np.all(np.diag(r.R) > 0)
     assert r.converged and r.residual < 1e-6
     w = np.linalg.eigvalsh(r.C)
@@ -164,6 +168,7 @@ def test_cli_json(capsys):
     rec = json.loads(out)
     assert rec["alpha"] == 4.0 and rec["rows"][0]["t"] == 0.0
     assert rec["rows"][0]["energy"] == pytest.approx(8.0, rel=0.3)
+    assert rec["energy_rise"] >= 0.0
     assert err == ""
 
 
