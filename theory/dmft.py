@@ -226,6 +226,26 @@ class DMFTResult:
         """Largest rise of the energy above its running minimum (:func:`energy_rise`)."""
         return energy_rise(self.energy)
 
+    def stein_residual(self, t: float) -> float:
+        """Root-mean-square violation, in Monte Carlo standard errors, of the Stein identity
+
+            alpha E[V'(h_k) g_l] = sum_{j=1..k} K_kj C_perp,jl,   l = 0..k,          (5.29)
+
+        at the grid time t_k > 0 nearest to t (docs/theory.md 5.9). The left side is a
+        light-tailed sample average, the right side uses the memory kernel K built from the
+        per-sample responses; ~1 means K is consistent with the samples, several means the
+        heavy tail of the response (5.8) has biased K (or, with ``stein_rcond``, that the
+        projection left part of the identity unenforced).
+        """
+        k = max(self.index(t), 1)     # h_k, k >= 1, depends on g_1..g_k only (J_k0 = 0)
+        K, C, g = self.extra["K"], self.extra["C_perp"], self.extra["g"]
+        S = self.h.shape[0]
+        w = np.full(S, 1.0 / S) if self.weights is None else self.weights
+        terms = self.alpha * (S * w * QUARTIC.dV(self.h[:, k], self.y))[:, None] * g[:, :k + 1]
+        lhs, se = terms.mean(axis=0), terms.std(axis=0) / math.sqrt(S)
+        rhs = K[k, 1:k + 1] @ C[1:k + 1, :k + 1]
+        return float(np.sqrt(np.mean(((lhs - rhs) / se) ** 2)))
+
     def index(self, t: float) -> int:
         """Grid index nearest to time t."""
         return int(np.argmin(np.abs(self.t - t)))
@@ -315,7 +335,7 @@ def _rows(k, c, mu_k, q_k, a_mem, num2, X_col, dt, C, R):
 def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 4000,
                grid: DMFTGrid | None = None, seed: int = 0, dtype="float64",
                partners: int | None = None, y_scale: float = 1.0, y_cut: float = math.inf,
-               progress: bool = False) -> DMFTResult:
+               stein_rcond: float | None = None, progress: bool = False) -> DMFTResult:
     """Solve the DMFT of gradient flow (docs/theory.md §5) from q(0) = q0 up to t_max.
 
     Parameters
@@ -350,6 +370,8 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
     if not (isinstance(y_scale, (int, float, np.floating)) and math.isfinite(y_scale) and y_scale >= 1.0):
         raise InputError(f"y_scale must be a finite number >= 1, got {y_scale!r}")
     y_scale = float(y_scale)
+    if stein_rcond is not None and not (isinstance(stein_rcond, (int, float, np.floating)) and 0 < stein_rcond < 1):
+        raise InputError(f"stein_rcond must be None or a number in (0, 1), got {stein_rcond!r}")
     if not (isinstance(y_cut, (int, float, np.floating)) and y_cut > 0):
         raise InputError(f"y_cut must be a positive number, got {y_cut!r}")
     grid = DMFTGrid(t_max) if grid is None else grid
@@ -404,6 +426,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
     q = np.zeros(n + 1)
     mu_mult = np.zeros(n + 1)
     h = np.zeros((S, n + 1))
+    G = np.zeros((S, n + 1))               # cavity fields g (for the Stein projection)
     Vp = np.zeros((S, n + 1))
     B = np.zeros((n + 1, S, n + 1), dtype=np.dtype(dtype))   # B[j, s, l] = dt_j D_j J_jl
 
@@ -412,6 +435,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
     R[0, 0] = 1.0
     q[0] = q0
     h[:, 0] = q0 * y + math.sqrt(C[0, 0]) * z0
+    G[:, 0] = math.sqrt(C[0, 0]) * z0
     Vp[:, 0] = loss.dV(h[:, 0], y)
     Mc[0, 0] = alpha * E(Vp[:, 0] ** 2)
     mu_mult[0] = alpha * E(Vp[:, 0] * h[:, 0])
@@ -475,6 +499,14 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
             Y = (R_row[:k] @ Bk.reshape(k, -1)).reshape(S, n + 1)[:, :k]   # (S, k)
             Jk = -Y * Jkk[:, None]                                           # J[k, :k]
             new_K = alpha * ((wt * Dk) @ Jk) / S
+            if stein_rcond is not None and k > 1:
+                # Stein identity: sum_{j=1..k} K_kj C_jl = alpha E[V'_k g_l], l < k; the
+                # min-norm correction of the memory row that enforces it where C is
+                # well conditioned (singular values above stein_rcond * largest)
+                Cm = C[1:k, :k]
+                lhs = alpha * ((wt * Vk) @ G[:, :k]) / S
+                r_st = lhs - new_K[1:k] @ Cm - K_kk * C_row[:k]
+                new_K[1:k] += r_st @ np.linalg.pinv(Cm, rcond=stein_rcond)
             changeK = np.max(np.abs(new_K - K_row[:k])) / (1.0 + np.max(np.abs(new_K)))
             K_row[:k] = new_K
             if changeK < INNER_TOL * 10 or outer >= 1 and changeK < 1e-8:
@@ -497,6 +529,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         q[k] = q_k
         mu_mult[k] = mu_k
         h[:, k] = hk
+        G[:, k] = g_k
         Vp[:, k] = Vk
         B[k, :, :k] = (dt * Dk[:, None] * Jk).astype(B.dtype, copy=False)
         B[k, :, k] = dt * Dk * Jkk
@@ -528,7 +561,7 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
                       n_samples=S, inner_iterations=inner_total,
                       weights=None if y_scale == 1.0 else wt / S,
                       extra={"grid": grid, "seed": seed, "partners": P, "y_scale": y_scale, "y_cut": y_cut,
-                             "multiplier_gap": worst_gap, "norm_error": float(np.max(np.abs(np.diag(C) + q * q - 1.0))), "C_perp": C, "K": K, "M_C": Mc})
+                             "multiplier_gap": worst_gap, "norm_error": float(np.max(np.abs(np.diag(C) + q * q - 1.0))), "C_perp": C, "K": K, "M_C": Mc, "g": G})
 
 
 def _sobol_normal_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
