@@ -13,7 +13,7 @@ run as two processes (one core each) before ``--part all`` prints the table.
 
 ``--sizes 1000:64 2000:32 4000:8`` (with ``--part all``) adds the finite-N check: the
 simulation means at each N, their weighted least-squares extrapolation a + b/N to
-N = infinity (eq. 5.28 of docs/theory.md: the leading finite-N correction of a
+N = infinity (eq. 5.29 of docs/theory.md: the leading finite-N correction of a
 self-averaging mean), and the DMFT against that extrapolation.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7
 
 
 def extrapolate_in_n(ns, means, ses) -> dict:
-    """Weighted least-squares fit means = a + b / N (docs/theory.md eq. 5.28).
+    """Weighted least-squares fit means = a + b / N (docs/theory.md eq. 5.29).
 
     Returns a (the N = infinity value) and b with their standard errors and the fit's
     chi^2 per degree of freedom (None with two sizes: the line then has no check)."""
@@ -117,7 +117,7 @@ def finite_n_table(a, times, dm, se) -> list[dict]:
         sims[n] = (E, MU)
     ns = sorted(sims)
     print(f"finite-N check: N = {ns}, starts = {[sims[n][0].shape[0] for n in ns]}; "
-          "fit a + b/N per time (eq. 5.28), DMFT vs a in combined standard errors")
+          "fit a + b/N per time (eq. 5.29), DMFT vs a in combined standard errors")
     rows = []
     for tt in [0.1, 0.3, 0.5, 1, 2, 4, 6, 8, 10, 20]:
         if tt > a.t_max:
@@ -134,7 +134,9 @@ def finite_n_table(a, times, dm, se) -> list[dict]:
         rows.append(row)
         cells = " | ".join(
             " ".join(f"{m:6.3f}" for m in row[nm]["sim_means"]) + f" -> {row[nm]['a']:6.3f}+-{row[nm]['a_se']:5.3f}"
-            f" (dmft {row[nm]['dmft']:6.3f}, {row[nm]['sigma']:+.1f} sd)" for nm in ("e", "mu"))
+            f" (dmft {row[nm]['dmft']:6.3f}, {row[nm]['sigma']:+.1f} sd"
+            + ("" if row[nm]["chi2_per_dof"] is None else f", fit chi2/dof {row[nm]['chi2_per_dof']:.1f}") + ")"
+            for nm in ("e", "mu"))
         print(f"{row['t']:6.3f} {cells}", flush=True)
     return rows
 

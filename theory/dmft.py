@@ -229,7 +229,7 @@ class DMFTResult:
     def stein_residual(self, t: float) -> float:
         """Root-mean-square violation, in Monte Carlo standard errors, of the Stein identity
 
-            alpha E[V'(h_k) g_l] = sum_{j=1..k} K_kj C_perp,jl,   l = 0..k,          (5.29)
+            alpha E[V'(h_k) g_l] = sum_{j=1..k} K_kj C_perp,jl,   l = 0..k,          (5.28)
 
         at the grid time t_k > 0 nearest to t (docs/theory.md 5.9). The left side is a
         light-tailed sample average, the right side uses the memory kernel K built from the
@@ -360,6 +360,13 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         inf: no cut; P(|y| > 5) = 6e-7). Meant to keep the enriched tail of y_scale > 1
         without its extreme labels; tried at y_scale = 2, y_cut = 5, it did *not* cure the
         late-time drift (docs/validation.md, DMFT section)
+    stein_rcond : float in (0, 1) or None (default, off). After each memory row K[k, :k] is
+        built from the per-sample responses (5.16), add to it the smallest correction that
+        makes it satisfy the Stein identity (5.28) with the sample average alpha E[V'_k g_l]
+        on its left, in the directions where C_perp[1:k, :k] has singular values above
+        stein_rcond times the largest (a truncated pseudo-inverse; docs/theory.md 5.9).
+        The norm multiplier (5.18) then agrees with alpha E[V'h] and runaways stop; the
+        response itself stays partly unconstrained (docs/validation.md, DMFT section)
     progress : print progress to stderr
 
     Raises

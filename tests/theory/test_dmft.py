@@ -87,7 +87,7 @@ def test_solver_invariants(short_run):
 
 
 def test_stein_identity_holds_before_the_heavy_tail_and_fails_after(short_run):
-    # eq. 5.29: alpha E[V'_k g_l] (a plain sample average) = sum_j K_kj C_jl (K from the
+    # eq. 5.28: alpha E[V'_k g_l] (a plain sample average) = sum_j K_kj C_jl (K from the
     # per-sample responses, eq. 5.16). An independent check of the response recursion,
     # the kernel indices and the cavity field at t <= 0.1, where the response estimator
     # has finite variance; from t ~ 1/4 on its heavy tail biases K (docs/theory.md 5.8)
