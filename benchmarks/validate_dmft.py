@@ -150,12 +150,12 @@ def dmft_runs(a, cache: Path) -> list[dict]:
         fine = "" if (a.dt0, a.growth) == (0.005, 1.04) else f"_dt0{a.dt0:g}_g{a.growth:g}"
         fine += "" if a.y_scale == 1.0 else f"_ys{a.y_scale:g}"
         fine += "" if a.y_cut == float("inf") else f"_yc{a.y_cut:g}"
-        fine += "" if a.stein_rcond is None else f"_st{a.stein_rcond:g}"
+        fine += "" if not a.stein_rcond else f"_st{a.stein_rcond:g}"
         path = cache / f"dmft_a{a.alpha:g}_q{a.q0:g}_t{a.t_max:g}_dt{a.dt_max:g}{fine}_S{a.samples}_seed{seed}.npz"
         if not path.exists():
             try:
                 r = solve_dmft(a.alpha, a.t_max, a.q0, n_samples=a.samples, seed=seed, y_scale=a.y_scale, y_cut=a.y_cut,
-                               stein_rcond=a.stein_rcond,
+                               stein_rcond=a.stein_rcond or None,
                                grid=DMFTGrid(a.t_max, dt0=a.dt0, dt_max=a.dt_max, growth=a.growth), progress=True)
             except ConvergenceError as exc:
                 atomic_savez(path, failed=np.str_(str(exc)))
@@ -184,12 +184,14 @@ def main():
     p.add_argument("--dt-max", type=float, default=0.05)
     p.add_argument("--dt0", type=float, default=0.005, help="first step of the grid (eq. 5.13)")
     p.add_argument("--growth", type=float, default=1.04, help="step growth factor of the grid")
-    p.add_argument("--y-scale", type=float, default=1.0,
-                   help="importance sampling of the label, y ~ N(0, y_scale^2) (eq. 5.27; 1: plain)")
+    p.add_argument("--y-scale", type=float, default=2.0,
+                   help="importance sampling of the label, y ~ N(0, y_scale^2) (eq. 5.27; default 2 as in "
+                        "solve_dmft; 1: plain)")
     p.add_argument("--y-cut", type=float, default=float("inf"),
                    help="labels restricted to |y| <= y_cut (docs/theory.md 5.8; default: no cut)")
-    p.add_argument("--stein-rcond", type=float, default=None,
-                   help="Stein projection of the memory kernel (solve_dmft stein_rcond; default: off)")
+    p.add_argument("--stein-rcond", type=float, default=1e-3,
+                   help="Stein projection of the memory kernel (solve_dmft stein_rcond; default 1e-3 as in "
+                        "solve_dmft; 0: off)")
     p.add_argument("--seeds", type=int, default=3, help="independent DMFT solutions (seeds 0..k-1)")
     p.add_argument("--rtol", type=float, default=1e-7, help="flow tolerance of the simulation (default 1e-7)")
     p.add_argument("--cache", type=Path, default=Path("results/dmft"), help="per-seed / per-start files")
