@@ -318,9 +318,12 @@ def _run_dmft(args) -> int:
         return 0
     print(f"alpha {res.alpha:g}, q0 {res.q0:g}, {res.n_samples} samples, {res.t.size - 1} steps, "
           f"residual {res.residual:.2e}, {res.wall_seconds:.1f} s, energy rise {res.energy_rise:.3f}")
-    print("mu_mult: the norm multiplier (eq. 5.18); a gap |mu_mult - mu| above ~0.3 flags the "
-          "heavy-tail bias of docs/theory.md 5.8; energy rise: the largest increase of e(t), which "
-          "a gradient flow cannot have (Monte Carlo error)")
+    print("mu_mult: the norm multiplier (eq. 5.18); without the Stein projection (--stein-rcond 0) a gap "
+          "|mu_mult - mu| above ~0.3 flags the heavy-tail bias of docs/theory.md 5.8; energy rise: the "
+          "largest increase of e(t), which a gradient flow cannot have (Monte Carlo error)")
+    if args.y_scale > 1:
+        print("bulk_edge, lambda_iso, overlap2: under importance sampling the rare large-|y| samples set "
+              "the edge of the weighted law (docs/validation.md, DMFT); for spectra use --y-scale 1 --stein-rcond 0")
     print(f"{'t':>9} {'energy':>10} {'+-':>7} {'mu':>9} {'mu_mult':>9} {'q':>8} {'bulk_edge':>10} {'lambda_iso':>11} "
           f"{'overlap2':>9}")
     for r in rows:

@@ -255,6 +255,9 @@ class DMFTResult:
 
         s = (y - q yhat) / sqrt(1 - q^2) is the component along e, the unit vector of W*
         orthogonal to W (physics.md §1); mu is the observable mu(t) (eq. 5.24).
+        Under importance sampling (``y_scale > 1``) the law is weighted, and its rare
+        large-|y| atoms (|y| up to ~7.7 at S = 8000) set the bulk edge however small their
+        weight: spectra of such a law are not validated (use plain sampling for them).
         """
         k = self.index(t)
         q = float(self.q[k])
