@@ -27,7 +27,7 @@ import numpy as np
 
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator, StopRules, run_dynamics
-from theory.dmft import DMFTGrid, energy_rise, solve_dmft, time_grid
+from theory.dmft import DMFTGrid, default_y_scale, energy_rise, solve_dmft, time_grid
 from theory.errors import ConvergenceError
 from theory.io import atomic_savez, atomic_write_text
 
@@ -184,9 +184,9 @@ def main():
     p.add_argument("--dt-max", type=float, default=0.05)
     p.add_argument("--dt0", type=float, default=0.005, help="first step of the grid (eq. 5.13)")
     p.add_argument("--growth", type=float, default=1.04, help="step growth factor of the grid")
-    p.add_argument("--y-scale", type=float, default=2.0,
-                   help="importance sampling of the label, y ~ N(0, y_scale^2) (eq. 5.27; default 2 as in "
-                        "solve_dmft; 1: plain)")
+    p.add_argument("--y-scale", type=float, default=None,
+                   help="importance sampling of the label, y ~ N(0, y_scale^2) (eq. 5.27; default as in "
+                        "solve_dmft: 2 at q0 = 0, 1 at q0 > 0; 1: plain)")
     p.add_argument("--y-cut", type=float, default=float("inf"),
                    help="labels restricted to |y| <= y_cut (docs/theory.md 5.8; default: no cut)")
     p.add_argument("--stein-rcond", type=float, default=1e-3,
@@ -202,6 +202,7 @@ def main():
                         "(e.g. 1000:64 2000:32 4000:8)")
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args()
+    a.y_scale = default_y_scale(a.q0) if a.y_scale is None else a.y_scale
     a.cache.mkdir(parents=True, exist_ok=True)
     times = time_grid(DMFTGrid(a.t_max, dt0=a.dt0, dt_max=a.dt_max, growth=a.growth))
     if a.part == "sim":

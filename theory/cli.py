@@ -270,9 +270,9 @@ def _add_dmft(subparsers) -> None:
     p.add_argument("--samples", type=integer_arg("samples"), default=4000, metavar="S", help="Monte Carlo samples (even, default 4000)")
     p.add_argument("--dt-max", type=number_arg, default=0.1, metavar="DT", help="largest time step (default 0.1)")
     p.add_argument("--seed", type=integer_arg("seed"), default=0, help="seed of the common random numbers (default 0)")
-    p.add_argument("--y-scale", type=number_arg, default=2.0, metavar="SIGMA",
+    p.add_argument("--y-scale", type=number_arg, default=None, metavar="SIGMA",
                    help="importance sampling of the label, y ~ N(0, SIGMA^2) (docs/theory.md eq. 5.27; "
-                        "default 2, validated; 1: plain sampling, biased from t ~ 1/4)")
+                        "default: the validated choice, 2 at q0 = 0 and 1 (plain) at q0 > 0)")
     p.add_argument("--stein-rcond", type=number_arg, default=1e-3, metavar="R",
                    help="Stein projection of the memory kernel (docs/theory.md 5.9; default 1e-3, "
                         "validated; 0: off)")
@@ -308,7 +308,8 @@ def _run_dmft(args) -> int:
                      "q": float(res.q[k]), "bulk_edge": summ.bulk_edge,
                      "lambda_iso": summ.isolated_eigenvalue, "overlap2": summ.overlap2,
                      "bbp_residual": summ.residuals.bbp})
-    record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "y_scale": args.y_scale,
+    y_scale = res.extra["y_scale"]
+    record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "y_scale": y_scale,
               "stein_rcond": args.stein_rcond,
               "steps": int(res.t.size - 1),
               "residual": res.residual, "converged": res.converged, "wall_seconds": res.wall_seconds,
@@ -321,7 +322,7 @@ def _run_dmft(args) -> int:
     print("mu_mult: the norm multiplier (eq. 5.18); without the Stein projection (--stein-rcond 0) a gap "
           "|mu_mult - mu| above ~0.3 flags the heavy-tail bias of docs/theory.md 5.8; energy rise: the "
           "largest increase of e(t), which a gradient flow cannot have (Monte Carlo error)")
-    if args.y_scale > 1:
+    if y_scale > 1:
         print("bulk_edge, lambda_iso, overlap2: under importance sampling the rare large-|y| samples set "
               "the edge of the weighted law (docs/validation.md, DMFT); for spectra use --y-scale 1 --stein-rcond 0")
     print(f"{'t':>9} {'energy':>10} {'+-':>7} {'mu':>9} {'mu_mult':>9} {'q':>8} {'bulk_edge':>10} {'lambda_iso':>11} "

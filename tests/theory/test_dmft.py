@@ -118,6 +118,15 @@ def test_stein_projection_enforces_the_identity_and_closes_the_multiplier_gap(sh
         solve_dmft(4.0, 0.1, n_samples=200, stein_rcond=2.0)
 
 
+def test_default_estimator_depends_on_the_start():
+    # validated choice (docs/validation.md): importance sampling from random starts only
+    assert dmft.default_y_scale(0.0) == 2.0 and dmft.default_y_scale(0.3) == 1.0
+    grid = DMFTGrid(0.01, dt0=0.005, dt_max=0.005)
+    assert solve_dmft(4.0, 0.01, n_samples=400, grid=grid).weights is not None
+    warm = solve_dmft(4.0, 0.01, q0=0.3, n_samples=400, grid=grid)
+    assert warm.weights is None and warm.extra["y_scale"] == 1.0
+
+
 def test_warm_start_initial_growth_of_q():
     r = solve_dmft(4.0, 0.02, q0=0.3, n_samples=2000, grid=DMFTGrid(0.02, dt0=0.001, dt_max=0.001), seed=5,
                    y_scale=1.0, stein_rcond=None)
