@@ -478,6 +478,10 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
         xi_k = xi[:, k - 1].copy()
         mem_past = None
         residual = np.inf
+        # Stein projection (5.28): rows < k of C_perp are final, so the truncated
+        # pseudo-inverse of C_perp[1:k, :k] is fixed for the whole step
+        Cm = C[1:k, :k]
+        Cm_pinv = np.linalg.pinv(Cm, rcond=stein_rcond) if stein_rcond is not None and k > 1 else None
         for outer in range(INNER_MAX_ITER):
             # cheap inner fixed point with the memory row K[k, :k] frozen
             for inner in range(INNER_MAX_ITER):
@@ -518,14 +522,13 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
             Y = (R_row[:k] @ Bk.reshape(k, -1)).reshape(S, n + 1)[:, :k]   # (S, k)
             Jk = -Y * Jkk[:, None]                                           # J[k, :k]
             new_K = alpha * ((wt * Dk) @ Jk) / S
-            if stein_rcond is not None and k > 1:
+            if Cm_pinv is not None:
                 # Stein identity: sum_{j=1..k} K_kj C_jl = alpha E[V'_k g_l], l < k; the
                 # min-norm correction of the memory row that enforces it where C is
                 # well conditioned (singular values above stein_rcond * largest)
-                Cm = C[1:k, :k]
                 lhs = alpha * ((wt * Vk) @ G[:, :k]) / S
                 r_st = lhs - new_K[1:k] @ Cm - K_kk * C_row[:k]
-                new_K[1:k] += r_st @ np.linalg.pinv(Cm, rcond=stein_rcond)
+                new_K[1:k] += r_st @ Cm_pinv
             changeK = np.max(np.abs(new_K - K_row[:k])) / (1.0 + np.max(np.abs(new_K)))
             K_row[:k] = new_K
             if changeK < INNER_TOL * 10 or outer >= 1 and changeK < 1e-8:
