@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -584,6 +585,8 @@ def _execute(config, chunks, ds, out, scheduler, workers, progress, previously) 
             write_dataset(ds, out)
             completed += len(res)
             bar.update(len(res))
+            if _TERMINATE.is_set():  # a SIGTERM whose KeyboardInterrupt was lost (see _TERMINATE)
+                raise KeyboardInterrupt
     finally:
         bar.close()
         results.close()  # stops the executor (and the chunks in flight) if we leave early
@@ -623,6 +626,12 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON only (no progress bar)")
 
 
+#: set by the SIGTERM handler of :func:`_terminate_as_interrupt`; :func:`_execute` checks it
+#: after each chunk, because the handler's KeyboardInterrupt is lost when the signal lands
+#: while Python runs a weakref callback or finaliser (Python prints it and carries on)
+_TERMINATE = threading.Event()
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt():
     """Treat SIGTERM like Ctrl-C while a sweep runs, so the workers are stopped and the
@@ -630,16 +639,27 @@ def _terminate_as_interrupt():
     import signal
 
     def handler(signum, frame):
+        _TERMINATE.set()
         raise KeyboardInterrupt
+
+    def quiet_lost_interrupt(unraisable):
+        # the KeyboardInterrupt swallowed in a callback: not an error to print, the sweep
+        # loop raises it again after the chunk in flight (see _TERMINATE)
+        if not (_TERMINATE.is_set() and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            previous_hook(unraisable)
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, handler)
+    _TERMINATE.clear()
+    previous, previous_hook = signal.signal(signal.SIGTERM, handler), sys.unraisablehook
+    sys.unraisablehook = quiet_lost_interrupt
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
+        _TERMINATE.clear()
 
 
 def cmd_sweep(args) -> int:
