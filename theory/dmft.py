@@ -250,29 +250,49 @@ class DMFTResult:
         """Grid index nearest to time t."""
         return int(np.argmin(np.abs(self.t - t)))
 
-    def measure(self, t: float) -> Measure:
+    def measure(self, t: float, atoms: int | None = None, *, seed: int | None = None,
+                weighted: bool = False) -> Measure:
         """Law of (yhat(t), y, s) at the grid time nearest to t, as a :class:`Measure`.
 
         s = (y - q yhat) / sqrt(1 - q^2) is the component along e, the unit vector of W*
         orthogonal to W (physics.md §1); mu is the observable mu(t) (eq. 5.24).
-        Under importance sampling (``y_scale > 1``) the law is weighted, and its rare
-        large-|y| atoms (|y| up to ~7.7 at S = 8000) set the bulk edge however small their
-        weight: spectra of such a law are not validated (use plain sampling for them).
+
+        Parameters
+        ----------
+        atoms : int or None
+            The law as seen by a system of M = ``atoms`` measurements: M equal-weight atoms by
+            systematic resampling (:meth:`Measure.resampled`, eq. 5.30). Default: the S
+            samples themselves under plain sampling, S resampled atoms under importance
+            sampling (``y_scale > 1``), whose weighted law carries labels far beyond an
+            equal-weight sample of S (|y| up to ~7.7 at S = 8000, weight ~1e-10) that would
+            otherwise set its bulk edge (docs/theory.md 5.11).
+        seed : int or None
+            None: deterministic systematic resampling (the typical system); an integer: M
+            independent draws (one random system, with the extreme-label fluctuations of a
+            real data set; average predictions over seeds to compare with averages over
+            data sets).
+        weighted : bool
+            Return the weighted sample itself (importance weights of eq. 5.27): right for
+            averages, not for spectra. Ignores ``atoms``.
         """
         k = self.index(t)
         q = float(self.q[k])
         hk = self.h[:, k]
         s = (self.y - q * hk) / math.sqrt(max(1.0 - q * q, 1e-300))
         if self.weights is None:
-            return Measure.empirical(hk, self.y, s, alpha=self.alpha, mu=float(self.mu[k]))
-        return Measure.quadrature(hk, self.y, self.weights, s, alpha=self.alpha,
-                                  mu=float(self.mu[k]), normalize=True)
+            law = Measure.empirical(hk, self.y, s, alpha=self.alpha, mu=float(self.mu[k]))
+        else:
+            law = Measure.quadrature(hk, self.y, self.weights, s, alpha=self.alpha, mu=float(self.mu[k]),
+                                     normalize=True)
+        if weighted or (self.weights is None and atoms is None and seed is None):
+            return law
+        return law.resampled(self.n_samples if atoms is None else atoms, seed)
 
-    def spectrum(self, times) -> list:
-        """spectrum_summary (docs/theory.md §2) of the law at each requested time."""
+    def spectrum(self, times, atoms: int | None = None) -> list:
+        """spectrum_summary (docs/theory.md §2) of the law :meth:`measure` (t, atoms) at each time."""
         from .spectrum import spectrum_summary
 
-        return [spectrum_summary(self.measure(t)) for t in times]
+        return [spectrum_summary(self.measure(t, atoms)) for t in times]
 
 
 # ---------------------------------------------------------------------------- weight row
@@ -632,16 +652,14 @@ def _check_inputs(alpha, t_max, q0, n_samples):
 
 
 # ---------------------------------------------------------------------------- BBP
-def alpha_bbp(results, t: float) -> float | None:
+def alpha_bbp(results, t: float, atoms: int | None = None) -> float | None:
     """alpha_BBP(t) at N = infinity from DMFT solutions at several alpha (eq. 5.26).
 
-    The BBP residual (docs/theory.md eq. 2.9) of the law at time t is computed for each
-    solution; alpha_BBP is where it changes sign, by linear interpolation. None when it
-    does not change sign over the alphas given.
+    The BBP residual (docs/theory.md eq. 2.9) of the law ``r.measure(t, atoms)`` is computed
+    for each solution; alpha_BBP is where it changes sign, by linear interpolation. None when
+    it does not change sign over the alphas given.
     """
-    from .spectrum import spectrum_summary
-
-    pairs = sorted((r.alpha, spectrum_summary(r.measure(t)).residuals.bbp) for r in results)
+    pairs = sorted((r.alpha, r.spectrum([t], atoms)[0].residuals.bbp) for r in results)
     for (a0, r0), (a1, r1) in zip(pairs, pairs[1:]):
         if np.sign(r0) != np.sign(r1) and np.isfinite(r0) and np.isfinite(r1):
             return float(a0 + (a1 - a0) * (0.0 - r0) / (r1 - r0))

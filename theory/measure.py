@@ -278,6 +278,31 @@ class Measure:
         """The reduced law of (D, s) with the same weights, alpha and mu."""
         return CurvatureLaw(D=self.D, s=self.s, weights=self.weights, alpha=self.alpha, mu=self.mu)
 
+    def resampled(self, atoms: int, seed: int | None = None) -> "Measure":
+        """The law as M = ``atoms`` equal-weight atoms: the empirical law of M measurements.
+
+        ``seed=None``: systematic resampling in the order of y, deterministic: atom j
+        (j = 0..M-1) is the atom whose cumulative weight, atoms sorted by y, first exceeds
+        u_j = (j + 1/2) / M (docs/theory.md eq. 5.30). The labels then reach the (1 - 1/2M)
+        quantile, the *typical* largest label of eq. 4.1. ``seed`` an integer: M independent
+        draws with probabilities ``weights``, one random system of M measurements, whose
+        largest labels fluctuate as in a real data set (averages over draws are what an
+        average over data sets sees, §4.1). Either way atoms of probability far below 1/M,
+        which a weighted law can carry (the importance-sampled DMFT law, §5.11) and no
+        finite-M state has, are left out. mu and alpha are kept.
+        """
+        if not isinstance(atoms, (int, np.integer)) or atoms < 1:
+            raise InputError(f"atoms must be a positive integer, got {atoms!r}")
+        if seed is None:
+            order = np.argsort(self.y, kind="stable")
+            cumulative = np.cumsum(self.weights[order])
+            u = (np.arange(atoms) + 0.5) / atoms * cumulative[-1]
+            pick = order[np.minimum(np.searchsorted(cumulative, u, side="right"), order.size - 1)]
+        else:
+            pick = np.random.default_rng(seed).choice(self.size, size=atoms, p=self.weights / self.weights.sum())
+        return Measure.empirical(self.yhat[pick], self.y[pick], self.s[pick], alpha=self.alpha, mu=self.mu,
+                                 loss=self.loss)
+
     @property
     def size(self) -> int:
         """Number of atoms."""

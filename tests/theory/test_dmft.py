@@ -158,9 +158,38 @@ def test_importance_sampling_reproduces_exact_t0_values(is_run):
     assert r.weights is not None and r.weights.sum() == pytest.approx(1.0, abs=1e-12)
     assert abs(r.energy[0] - lim["energy"]) < 4 * r.energy_se[0]
     assert abs(r.mu[0] - lim["mu"]) < 4 * r.mu_se[0]
-    # the weighted law is what the spectrum sees
-    m = r.measure(0.0)
+    # the weighted sample itself, for averages
+    m = r.measure(0.0, weighted=True)
     np.testing.assert_allclose(m.weights, r.weights)
+    # spectra see S equal-weight atoms (eq. 5.30), their labels cut at the typical largest
+    # of S measurements instead of the importance sample's |y| > 5
+    m = r.measure(0.0)
+    assert m.size == r.n_samples and np.all(m.weights == 1 / r.n_samples) and np.abs(m.y).max() < 4.5
+
+
+def test_spectrum_of_the_importance_sampled_law_matches_direct_diagonalisation():
+    # t = 0, N = 500, alpha = 6: the lowest tangent-Hessian eigenvalue of real instances
+    # (Lanczos, 12 data sets) against the core on 12 independent systems of M = alpha N atoms
+    # drawn from the DMFT law (eq. 5.30). The raw weighted law, whose labels reach |y| ~ 7,
+    # puts the edge near -120 instead (docs/theory.md 5.11): it must fail the same check.
+    from simulation.data import make_problem, random_starts
+    from simulation.probes import lowest_eigenpairs
+    from theory.spectrum import spectrum_summary
+
+    n, alpha, k = 500, 6.0, 12
+    lanczos = np.array([lowest_eigenpairs(make_problem(n, alpha, seed=b), random_starts(n, 1, 100 + b)[:, 0],
+                                          k=1, tol=1e-8).eigenvalues[0] for b in range(k)])
+    r = solve_dmft(alpha, 0.01, n_samples=4000, grid=DMFTGrid(0.01, dt0=0.005, dt_max=0.005), seed=0)
+    assert r.weights is not None
+
+    def lowest(law):
+        summ = spectrum_summary(law)
+        return min(summ.bulk_edge, summ.isolated_eigenvalue if summ.isolated_eigenvalue is not None else math.inf)
+
+    theory = np.array([lowest(r.measure(0.0, round(alpha * n), seed=d)) for d in range(k)])
+    se = math.hypot(lanczos.std(ddof=1), theory.std(ddof=1)) / math.sqrt(k)
+    assert abs(theory.mean() - lanczos.mean()) < 3 * se
+    assert abs(lowest(r.measure(0.0, weighted=True)) - lanczos.mean()) > 10 * se
 
 
 def test_importance_sampling_agrees_with_plain_sampling_at_early_times(is_run):
@@ -209,8 +238,10 @@ def test_cli_json(capsys):
                           "--points", "3", "--json"]) == 0
     out, err = capsys.readouterr()
     rec = json.loads(out)
-    assert rec["alpha"] == 4.0 and rec["rows"][0]["t"] == 0.0
+    assert rec["alpha"] == 4.0 and rec["rows"][0]["t"] == 0.0 and rec["atoms"] == 400
     assert rec["rows"][0]["energy"] == pytest.approx(8.0, rel=0.3)
+    # spectral columns of the importance-sampled law: atoms drawn for a system of M measurements
+    assert rec["y_scale"] == 2.0 and rec["rows"][0]["bulk_edge"] > -60
     assert rec["energy_rise"] >= 0.0
     assert err == ""
 
@@ -218,6 +249,7 @@ def test_cli_json(capsys):
 @pytest.mark.parametrize("argv", [["dmft", "--alpha", "-1", "--t-max", "1"],
                                   ["dmft", "--alpha", "4", "--t-max", "1", "--q0", "1.5"],
                                   ["dmft", "--alpha", "4", "--t-max", "1", "--samples", "3"],
+                                  ["dmft", "--alpha", "4", "--t-max", "1", "--atoms", "1"],
                                   ["dmft", "--alpha", "x", "--t-max", "1"]])
 def test_cli_bad_input_exit_2(argv, capsys):
     try:

@@ -105,6 +105,51 @@ def test_curvature_law_validation():
         CurvatureLaw.from_samples([1.0, 2.0], [0.0], alpha=1.0)
 
 
+# ---------------------------------------------------------------- resampling to M atoms (eq. 5.30)
+def test_resampling_an_equal_weight_law_to_its_own_size_returns_it(sample):
+    yhat, y, s = sample
+    m = Measure.empirical(yhat, y, s, alpha=3.0, mu=0.7)
+    r = m.resampled(50)
+    np.testing.assert_array_equal(np.sort(r.y), np.sort(y))
+    order_m, order_r = np.argsort(m.y), np.argsort(r.y)
+    np.testing.assert_array_equal(r.yhat[order_r], m.yhat[order_m])
+    np.testing.assert_array_equal(r.s[order_r], m.s[order_m])
+    assert (r.alpha, r.mu, r.loss.name) == (3.0, 0.7, "quartic")
+
+
+def test_resampling_a_weighted_law_gives_the_law_of_m_measurements():
+    # an importance sample y ~ N(0, 4) with weights phi / phi_2 is the law N(0, 1); resampled
+    # to M equal atoms it must look like M draws from N(0, 1), its tail cut where a system of
+    # M measurements has its largest label, not at the importance sample's |y| ~ 7
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    y = 2.0 * rng.standard_normal(20000)
+    w = stats.norm.pdf(y) / stats.norm.pdf(y, scale=2.0)
+    law = Measure.quadrature(rng.standard_normal(y.size), y, w, alpha=4.0, mu=1.0, normalize=True)
+    assert np.abs(law.y).max() > 6.5
+    M = 3000
+    typical = law.resampled(M)
+    assert typical.size == M and np.all(typical.weights == 1 / M)
+    np.testing.assert_array_equal(law.resampled(M).y, typical.y)
+    # systematic resampling puts the largest label at the (1 - 1/2M) quantile (eq. 5.30)
+    assert typical.y.max() == pytest.approx(stats.norm.ppf(1 - 0.5 / M), abs=0.1)
+    assert typical.y.min() == pytest.approx(stats.norm.ppf(0.5 / M), abs=0.1)
+    assert stats.kstest(typical.y, "norm").statistic < 0.02
+    # independent draws: N(0, 1) by a KS test, reproducible by seed, different across seeds
+    a, b = law.resampled(M, seed=1), law.resampled(M, seed=2)
+    assert stats.kstest(a.y, "norm").pvalue > 1e-3 and stats.kstest(b.y, "norm").pvalue > 1e-3
+    np.testing.assert_array_equal(a.y, law.resampled(M, seed=1).y)
+    assert not np.array_equal(a.y, b.y)
+
+
+@pytest.mark.parametrize("atoms", [0, -3, 2.5, "10"])
+def test_resampling_bad_atoms_one_line_error(sample, atoms):
+    yhat, y, _ = sample
+    with pytest.raises(InputError, match="atoms must be a positive integer"):
+        Measure.empirical(yhat, y, alpha=1.0).resampled(atoms)
+
+
 def test_file_round_trip(tmp_path, sample):
     yhat, y, s = sample
     m = Measure.empirical(yhat, y, s, alpha=3.0, mu=0.5, loss="amplitude")
