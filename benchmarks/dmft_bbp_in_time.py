@@ -1,15 +1,19 @@
-"""alpha_BBP(t) at N = infinity from the DMFT law of (yhat(t), y) (docs/theory.md eq. 5.26).
+"""alpha_BBP(t) from the DMFT law of (yhat(t), y) (docs/theory.md eqs. 4.4, 5.26, §5.11).
 
-Random starts (q0 = 0, so q(t) = 0 and s = y): for each alpha the DMFT is solved to
-t_max and the BBP residual (eq. 2.9) of the law is computed at a few times, as seen by a
-system of M measurements (M equal-weight atoms drawn from the law, eq. 5.30, docs/theory.md
-5.11); alpha_BBP(t) is where it changes sign. Run with OPENBLAS_NUM_THREADS=1:
+Random starts (q0 = 0, so q(t) = 0 and s = y): for each alpha the DMFT is solved to the
+last time and, at each time, the BBP residual (eq. 2.9) of the law as seen by a system of
+M measurements is computed: M equal-weight atoms drawn from the law (eq. 5.30), for the
+full law and with the extreme atoms split off (§4.2), averaged over ``--draws`` independent
+systems. alpha_BBP(t) is where the mean residual turns positive. With ``--n N`` the system
+has M = alpha N atoms at each alpha, as the simulated states of ``bbp_in_time.py`` (whose
+alpha_BBP(t) uses the split law, averaged over trajectories): the same quantity from the
+N = infinity dynamics. Run with OPENBLAS_NUM_THREADS=1:
 
-    python benchmarks/dmft_bbp_in_time.py [--samples 8000] [--t-max 1] [--atoms M] [--y-scale 1] [--stein-rcond 0] [--json FILE]
+    python benchmarks/dmft_bbp_in_time.py --n 512 1024 [--draws 8] [--samples 8000] [--json FILE]
+    python benchmarks/dmft_bbp_in_time.py --atoms 8000 --draws 0      # one typical system of M = 8000
 
 Defaults: the validated estimator of solve_dmft (importance sampling y_scale = 2 and the
-Stein projection stein_rcond = 1e-3), M = S atoms by systematic resampling (the typical
-system). ``--y-scale 1 --stein-rcond 0`` gives the plain-sampling numbers of earlier runs.
+Stein projection stein_rcond = 1e-3). ``--y-scale 1 --stein-rcond 0`` gives plain sampling.
 """
 from __future__ import annotations
 
@@ -18,53 +22,86 @@ import json
 
 import numpy as np
 
-from theory.dmft import DMFTGrid, alpha_bbp, default_y_scale, solve_dmft
+from simulation.tracking import split_theory
+from theory.dmft import DMFTGrid, default_y_scale, solve_dmft
 from theory.errors import ConvergenceError
 from theory.io import atomic_write_text
-from theory.spectrum import spectrum_summary
+from theory.spectrum import bbp_threshold, spectrum_summary
 
-ALPHAS = (3.0, 4.0, 6.0, 8.0, 10.0)
-TIMES = (0.0, 0.03, 0.1, 0.3, 1.0)
-
-
-def main(samples: int = 8000, t_max: float = 1.0, y_scale: float | None = None, stein_rcond: float | None = 1e-3,
-         atoms: int | None = None, json_path: str | None = None):
-    results, rows = [], []
-    atoms = samples if atoms is None else atoms
-    y_scale = default_y_scale(0.0) if y_scale is None else y_scale
-    print(f"S = {samples}, M = {atoms} atoms; rows: alpha, then (bulk edge, lambda_iso, bbp residual) at t = {TIMES}")
-    for a in ALPHAS:
-        try:
-            r = solve_dmft(a, t_max, n_samples=samples, grid=DMFTGrid(t_max, dt_max=0.05), y_scale=y_scale,
-                           stein_rcond=stein_rcond)
-        except ConvergenceError as exc:
-            print(f"alpha {a:5.1f}: {exc}", flush=True)
-            continue
-        results.append(r)
-        cells = []
-        for t in TIMES:
-            sm = spectrum_summary(r.measure(t, atoms))
-            iso = "none" if sm.isolated_eigenvalue is None else f"{sm.isolated_eigenvalue:.3f}"
-            cells.append(f"({sm.bulk_edge:.3f}, {iso}, {sm.residuals.bbp:+.3f})")
-            rows.append(dict(alpha=a, t=float(r.t[r.index(t)]), energy=float(r.energy[r.index(t)]),
-                             bulk_edge=sm.bulk_edge, lambda_iso=sm.isolated_eigenvalue, bbp_residual=sm.residuals.bbp))
-        print(f"alpha {a:5.1f} e(t_max) {r.energy[-1]:.3f} ({r.wall_seconds:.0f} s): " + " ".join(cells), flush=True)
-    a_bbp = {f"{t:g}": alpha_bbp(results, t, atoms) for t in TIMES}
-    for t, v in a_bbp.items():
-        print(f"alpha_BBP(t = {t}) = {v}")
-    if json_path:
-        atomic_write_text(json_path, json.dumps(dict(samples=samples, atoms=atoms, t_max=t_max, y_scale=y_scale,
-                                                     stein_rcond=stein_rcond, rows=rows, alpha_bbp=a_bbp), indent=1))
+ALPHAS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
+TIMES = (0.0, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 
 
-if __name__ == "__main__":
+def mean_residuals(result, t: float, atoms: int, draws: int) -> tuple[float, float]:
+    """Mean BBP residual (eq. 2.9) of the full and of the split law over ``draws`` independent
+    systems of ``atoms`` atoms (draws = 0: the one systematic, typical system)."""
+    seeds = [None] if draws == 0 else range(draws)
+    full, split = [], []
+    for seed in seeds:
+        law = result.measure(t, atoms, seed=seed)
+        full.append(spectrum_summary(law).residuals.bbp)
+        split.append(split_theory(law).summary.residuals.bbp)
+    return float(np.mean(full)), float(np.mean(split))
+
+
+def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=8000)
-    ap.add_argument("--t-max", type=float, default=1.0)
+    ap.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
+    ap.add_argument("--times", type=float, nargs="+", default=list(TIMES))
+    ap.add_argument("--samples", type=int, default=8000, help="DMFT Monte Carlo samples S (default 8000)")
+    ap.add_argument("--seed", type=int, default=0, help="DMFT seed (default 0)")
+    ap.add_argument("--n", type=int, nargs="+", default=None,
+                    help="systems of M = alpha N atoms (as simulations at N); several N reuse each solution")
+    ap.add_argument("--atoms", type=int, default=None, help="systems of M atoms at every alpha (default M = S)")
+    ap.add_argument("--draws", type=int, default=8,
+                    help="independent systems per (alpha, t), residuals averaged (0: one systematic; default 8)")
     ap.add_argument("--y-scale", type=float, default=None,
                     help="importance sampling of y (default: solve_dmft's, 2 from a random start; 1: plain)")
     ap.add_argument("--stein-rcond", type=float, default=1e-3, help="Stein projection (default 1e-3; 0: off)")
-    ap.add_argument("--atoms", type=int, default=None, help="system of M measurements (default M = samples)")
-    ap.add_argument("--json", metavar="FILE", help="write the table and alpha_BBP(t) as JSON")
-    a = ap.parse_args()
-    main(a.samples, a.t_max, a.y_scale, a.stein_rcond or None, a.atoms, a.json)
+    ap.add_argument("--json", metavar="FILE", help="write the residuals and alpha_BBP(t) as JSON")
+    a = ap.parse_args(argv)
+    if a.n is not None and a.atoms is not None:
+        ap.error("give --n or --atoms, not both")
+    y_scale = default_y_scale(0.0) if a.y_scale is None else a.y_scale
+    times, t_max = sorted(a.times), max(a.times)
+    sizes = a.n or [None]   # None: M fixed by --atoms (default S)
+    size = f"M = alpha x N, N = {a.n}" if a.n else f"M = {a.atoms or a.samples}"
+    print(f"S = {a.samples}, y_scale {y_scale:g}, {size} atoms, "
+          f"{'one systematic system' if a.draws == 0 else f'{a.draws} independent systems'} per point; "
+          f"rows: alpha, then mean BBP residual full / split at t = {times}", flush=True)
+    alphas, energy = [], []
+    full, split = {n: [] for n in sizes}, {n: [] for n in sizes}
+    for alpha in sorted(a.alphas):
+        try:
+            r = solve_dmft(alpha, t_max, n_samples=a.samples, seed=a.seed, grid=DMFTGrid(t_max, dt_max=0.05),
+                           y_scale=y_scale, stein_rcond=a.stein_rcond or None)
+        except ConvergenceError as exc:
+            print(f"alpha {alpha:5.1f}: {exc}", flush=True)
+            continue
+        alphas.append(alpha)
+        energy.append([float(r.energy[r.index(t)]) for t in times])
+        for n in sizes:
+            atoms = round(alpha * n) if n else (a.atoms or a.samples)
+            pairs = [mean_residuals(r, t, atoms, a.draws) for t in times]
+            full[n].append([p[0] for p in pairs])
+            split[n].append([p[1] for p in pairs])
+            print(f"alpha {alpha:5.1f}, M = {atoms} ({r.wall_seconds:.0f} s): "
+                  + " ".join(f"{f:+.2f}/{s:+.2f}" for f, s in pairs), flush=True)
+    by_size = {}
+    for n in sizes:
+        full_a = [bbp_threshold(alphas, col) for col in zip(*full[n])]
+        split_a = [bbp_threshold(alphas, col) for col in zip(*split[n])]
+        print(f"{'t':>6} {'alpha_BBP full law':>19} {'split law':>10}" + (f"   (N = {n})" if n else ""))
+        for t, f, s in zip(times, full_a, split_a):
+            print(f"{t:6.3f} {'none' if f is None else f'{f:.2f}':>19} {'none' if s is None else f'{s:.2f}':>10}")
+        by_size[str(n or "atoms")] = dict(bbp_full=full[n], bbp_split=split[n], alpha_bbp_full=full_a,
+                                          alpha_bbp_split=split_a)
+    record = dict(samples=a.samples, seed=a.seed, n=a.n, atoms=a.atoms, draws=a.draws, y_scale=y_scale,
+                  stein_rcond=a.stein_rcond, times=times, alphas=alphas, energy=energy, by_size=by_size)
+    if a.json:
+        atomic_write_text(a.json, json.dumps(record, indent=1))
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -656,11 +656,9 @@ def alpha_bbp(results, t: float, atoms: int | None = None) -> float | None:
     """alpha_BBP(t) at N = infinity from DMFT solutions at several alpha (eq. 5.26).
 
     The BBP residual (docs/theory.md eq. 2.9) of the law ``r.measure(t, atoms)`` is computed
-    for each solution; alpha_BBP is where it changes sign, by linear interpolation. None when
-    it does not change sign over the alphas given.
+    for each solution; alpha_BBP is where it turns positive (:func:`theory.spectrum.bbp_threshold`).
+    None when it does not over the alphas given.
     """
-    pairs = sorted((r.alpha, r.spectrum([t], atoms)[0].residuals.bbp) for r in results)
-    for (a0, r0), (a1, r1) in zip(pairs, pairs[1:]):
-        if np.sign(r0) != np.sign(r1) and np.isfinite(r0) and np.isfinite(r1):
-            return float(a0 + (a1 - a0) * (0.0 - r0) / (r1 - r0))
-    return None
+    from .spectrum import bbp_threshold
+
+    return bbp_threshold([r.alpha for r in results], [r.spectrum([t], atoms)[0].residuals.bbp for r in results])

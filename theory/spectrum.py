@@ -35,6 +35,7 @@ from .io import json_ready
 from .measure import CurvatureLaw
 
 __all__ = [
+    "bbp_threshold",
     "EdgeResult",
     "IsolatedResult",
     "StieltjesResult",
@@ -480,6 +481,20 @@ def bbp_residual(measure, edge: EdgeResult | None = None) -> float:
     k = _Kernel(_as_law(measure))
     edge = edge if edge is not None else _edge_location(k)[0]
     return k.spike_fn(_edge_point(k, edge))
+
+
+def bbp_threshold(alphas, residuals) -> float | None:
+    """alpha of the BBP transition from BBP residuals (eq. 2.9) computed on a grid of alpha.
+
+    The first crossing from residual <= 0 to > 0 in increasing alpha, by linear
+    interpolation; None when there is none on the grid (non-finite residuals are skipped as
+    crossing ends). Used for alpha_BBP(t) (docs/theory.md eqs. 4.4, 5.26).
+    """
+    pairs = sorted(zip(np.asarray(alphas, float), np.asarray(residuals, float)))
+    for (a0, r0), (a1, r1) in zip(pairs, pairs[1:]):
+        if np.isfinite(r0) and np.isfinite(r1) and r0 <= 0 < r1:
+            return float(a0 + (a1 - a0) * (0.0 - r0) / (r1 - r0))
+    return None
 
 
 def isolated_eigenvalue(measure, edge: EdgeResult | None = None) -> IsolatedResult:

@@ -232,6 +232,16 @@ def test_non_convergence_names_parameters(monkeypatch):
         solve_dmft(4.0, 0.05, n_samples=200)
 
 
+def test_alpha_bbp_is_the_crossing_of_the_solutions_residuals():
+    from theory.spectrum import bbp_threshold
+
+    grid = DMFTGrid(0.01, dt0=0.005, dt_max=0.005)
+    runs = [solve_dmft(a, 0.01, n_samples=2000, grid=grid, seed=2) for a in (1.5, 3.0, 6.0)]
+    res = [r.spectrum([0.0], 4000)[0].residuals.bbp for r in runs]
+    assert res[0] < 0 < res[-1]   # at t = 0: no spike at alpha = 1.5, a spike at 6 (M = 4000)
+    assert dmft.alpha_bbp(runs, 0.0, 4000) == bbp_threshold([1.5, 3.0, 6.0], res)
+
+
 # ---------------------------------------------------------------- CLI
 def test_cli_json(capsys):
     assert run_cli(main, ["dmft", "--alpha", "4", "--t-max", "0.1", "--samples", "400", "--dt-max", "0.02",

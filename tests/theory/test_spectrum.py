@@ -317,3 +317,15 @@ def test_bad_inputs():
         bulk_lower_edge(np.ones(3))
     with pytest.raises(InputError, match="finite x"):
         bulk_density([0.0, np.inf], law)
+
+
+# ---------------------------------------------------------------- alpha of the BBP transition from a grid
+def test_bbp_threshold_interpolates_the_first_upward_crossing():
+    from theory.spectrum import bbp_threshold
+
+    assert bbp_threshold([2, 3, 4, 5], [-0.4, -0.1, 0.2, 0.5]) == pytest.approx(3 + 0.1 / 0.3, rel=1e-12)
+    assert bbp_threshold([5, 2, 4, 3], [0.5, -0.4, 0.2, -0.1]) == pytest.approx(3 + 0.1 / 0.3, rel=1e-12)  # any order
+    assert bbp_threshold([2, 3, 4], [0.1, 0.2, 0.3]) is None          # spike everywhere: below the grid
+    assert bbp_threshold([2, 3, 4], [-0.3, -0.2, -0.1]) is None       # none on the grid
+    assert bbp_threshold([2, 3, 4, 5], [-0.2, np.nan, -0.1, 0.1]) == pytest.approx(4.5)  # nan skipped
+    assert bbp_threshold([2, 3], [0.0, 0.3]) == pytest.approx(2.0)     # residual 0 at a grid point
