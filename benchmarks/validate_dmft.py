@@ -141,6 +141,29 @@ def finite_n_table(a, times, dm, se) -> list[dict]:
     return rows
 
 
+def plot_comparison(path, a, times, sim: dict, dm: dict, dmft_t) -> None:
+    """Figure: e(t), mu(t), |q|(t), simulation mean +- 2 standard errors over starts against the
+    DMFT mean +- 2 standard errors over seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, key, label in zip(axes, ("energy", "mu", "q"), ("e(t) = L / N", "mu(t)", "|q(t)|")):
+        for t, v, name, style in ((times, sim[key], f"simulation N = {a.n}, {sim[key].shape[0]} starts", "C7"),
+                                  (dmft_t, dm[key], f"DMFT S = {a.samples}, {dm[key].shape[0]} seeds", "C0")):
+            m, se = v.mean(0), v.std(0, ddof=1) / np.sqrt(v.shape[0])
+            ax.plot(t, m, color=style, label=name)
+            ax.fill_between(t, m - 2 * se, m + 2 * se, color=style, alpha=0.3, lw=0)
+        ax.set_xscale("log"); ax.set_xlim(min(0.005, a.t_max), a.t_max); ax.set_xlabel("t"); ax.set_ylabel(label)
+    axes[1].set_ylim(max(axes[1].get_ylim()[0], -3), min(axes[1].get_ylim()[1], 6))
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"DMFT vs simulation, alpha = {a.alpha:g}, q0 = {a.q0:g} (bands: 2 standard errors)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def dmft_runs(a, cache: Path) -> list[dict]:
     """The DMFT solutions of seeds 0..seeds-1 (one cached file per seed). A seed that runs
     away (ConvergenceError, docs/theory.md 5.5) is stored as such, reported and left out of
@@ -201,6 +224,7 @@ def main():
                    help="also compare with simulations at these sizes extrapolated to N = infinity "
                         "(e.g. 1000:64 2000:32 4000:8)")
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--figure", metavar="PNG", help="write e, mu, |q| against t, DMFT vs simulation")
     a = p.parse_args()
     a.y_scale = default_y_scale(a.q0) if a.y_scale is None else a.y_scale
     a.cache.mkdir(parents=True, exist_ok=True)
@@ -223,7 +247,7 @@ def main():
     # a gradient flow cannot raise its energy: any rise of a seed's e(t) is Monte Carlo error
     rises = [energy_rise(x["energy"]) for x in runs]
     print("energy rise per seed (Monte Carlo error, DMFTResult.energy_rise): " + " ".join(f"{v:.3f}" for v in rises))
-    print(f"{'t':>7} {'e_sim':>15} {'e_dmft':>15} {'mu_sim':>15} {'mu_dmft':>15} {'mu_mult':>8} {'q_sim':>14} {'q_dmft':>7}")
+    print(f"{'t':>7} {'e_sim':>15} {'e_dmft':>15} {'mu_sim':>15} {'mu_dmft':>15} {'mu_mult':>8} {'q_sim':>14} {'q_dmft':>14}")
     rows = []
     for tt in [0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 4, 6, 8, 10, 20]:
         if tt > a.t_max:
@@ -234,12 +258,17 @@ def main():
                    mu_sim=float(MU[:, k].mean()), mu_sim_se=float(se(MU[:, k])),
                    mu_dmft=float(dm["mu"][:, k].mean()), mu_dmft_se=float(se(dm["mu"][:, k])),
                    mu_mult=float(dm["mu_multiplier"][:, k].mean()),
-                   q_sim=float(Q[:, k].mean()), q_sim_se=float(se(Q[:, k])), q_dmft=float(dm["q"][:, k].mean()))
+                   q_sim=float(Q[:, k].mean()), q_sim_se=float(se(Q[:, k])), q_dmft=float(dm["q"][:, k].mean()),
+                   q_dmft_se=float(se(dm["q"][:, k])))
         rows.append(row)
         print(f"{row['t']:7.3f} {row['e_sim']:7.3f}+-{row['e_sim_se']:5.3f} {row['e_dmft']:7.3f}+-{row['e_dmft_se']:5.3f} "
               f"{row['mu_sim']:7.3f}+-{row['mu_sim_se']:5.3f} {row['mu_dmft']:7.3f}+-{row['mu_dmft_se']:5.3f} "
-              f"{row['mu_mult']:8.3f} {row['q_sim']:6.3f}+-{row['q_sim_se']:5.3f} {row['q_dmft']:7.3f}", flush=True)
+              f"{row['mu_mult']:8.3f} {row['q_sim']:6.3f}+-{row['q_sim_se']:5.3f} {row['q_dmft']:6.3f}+-{row['q_dmft_se']:5.3f}",
+              flush=True)
     finite_n = finite_n_table(a, times, dm, se) if a.sizes else None
+    if a.figure:
+        plot_comparison(a.figure, a, times, dict(energy=E, mu=MU, q=Q), dm, r["t"])
+        print(f"figure: {a.figure}")
     if a.json:
         atomic_write_text(a.json, json.dumps(dict(
             args={k: str(v) for k, v in vars(a).items()}, rows=rows, finite_n=finite_n, energy_rise_per_seed=rises, seeds_used=len(runs),
