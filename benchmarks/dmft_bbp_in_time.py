@@ -9,7 +9,8 @@ has M = alpha N atoms at each alpha, as the simulated states of ``bbp_in_time.py
 alpha_BBP(t) uses the split law, averaged over trajectories): the same quantity from the
 N = infinity dynamics. Run with OPENBLAS_NUM_THREADS=1:
 
-    python benchmarks/dmft_bbp_in_time.py --n 512 1024 [--draws 8] [--samples 8000] [--json FILE]
+    python benchmarks/dmft_bbp_in_time.py --n 512 1024 [--draws 8] [--samples 8000] [--json FILE] [--figure PNG]
+    python benchmarks/dmft_bbp_in_time.py --replot FILE --figure PNG --simulation results/bbp_t/report.json
     python benchmarks/dmft_bbp_in_time.py --atoms 8000 --draws 0      # one typical system of M = 8000
 
 Defaults: the validated estimator of solve_dmft (importance sampling y_scale = 2 and the
@@ -44,6 +45,34 @@ def mean_residuals(result, t: float, atoms: int, draws: int) -> tuple[float, flo
     return float(np.mean(full)), float(np.mean(split))
 
 
+def plot(record: dict, path: str, simulation: str | None = None) -> None:
+    """alpha_BBP(t) of the split law from the DMFT for each N, with the simulated one of
+    ``bbp_in_time.py --report`` (its report.json) for the same N where given."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sim = json.loads(open(simulation).read()) if simulation else None
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    t = np.array(record["times"])
+    for i, (size, d) in enumerate(record["by_size"].items()):
+        a = [np.nan if v is None else v for v in d["alpha_bbp_split"]]
+        label = f"DMFT, M = alpha x {size}" if size != "atoms" else f"DMFT, M = {record['atoms'] or record['samples']}"
+        ax.plot(np.where(t > 0, t, 0.003), a, "o-", color=f"C{i}", label=label)
+        if sim and size in sim["by_n"]:
+            st = np.array(sim["times"])
+            sa = [np.nan if v is None or not np.isfinite(v) else v for v in sim["by_n"][size]["alpha_bbp_t"]]
+            ax.plot(np.where(st > 0, st, 0.003), sa, "s--", color=f"C{i}", mfc="none",
+                    label=f"simulation N = {size} ({sim['by_n'][size]['starts'][0]} trajectories per alpha)")
+    ax.set_xscale("log"); ax.set_xlim(0.002, max(t) * 1.2); ax.set_ylim(1.5, 10.5)
+    ax.set_xlabel("flow time t (t = 0 at 0.003)"); ax.set_ylabel("alpha_BBP(t), split law")
+    ax.set_title("Above alpha_BBP(t) the Hessian at time t has a spike toward the signal", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--alphas", type=float, nargs="+", default=list(ALPHAS))
@@ -59,7 +88,16 @@ def main(argv=None) -> dict:
                     help="importance sampling of y (default: solve_dmft's, 2 from a random start; 1: plain)")
     ap.add_argument("--stein-rcond", type=float, default=1e-3, help="Stein projection (default 1e-3; 0: off)")
     ap.add_argument("--json", metavar="FILE", help="write the residuals and alpha_BBP(t) as JSON")
+    ap.add_argument("--figure", metavar="PNG", help="plot alpha_BBP(t) (split law)")
+    ap.add_argument("--simulation", metavar="REPORT", help="with --figure: bbp_in_time.py's report.json to compare")
+    ap.add_argument("--replot", metavar="FILE", help="no computation: plot the JSON of an earlier run (needs --figure)")
     a = ap.parse_args(argv)
+    if a.replot:
+        if not a.figure:
+            ap.error("--replot needs --figure")
+        record = json.loads(open(a.replot).read())
+        plot(record, a.figure, a.simulation)
+        return record
     if a.n is not None and a.atoms is not None:
         ap.error("give --n or --atoms, not both")
     y_scale = default_y_scale(0.0) if a.y_scale is None else a.y_scale
@@ -100,6 +138,8 @@ def main(argv=None) -> dict:
                   stein_rcond=a.stein_rcond, times=times, alphas=alphas, energy=energy, by_size=by_size)
     if a.json:
         atomic_write_text(a.json, json.dumps(record, indent=1))
+    if a.figure:
+        plot(record, a.figure, a.simulation)
     return record
 
 
