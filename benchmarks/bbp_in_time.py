@@ -32,6 +32,7 @@ from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator
 from simulation.tracking import Q_INFORMED, track
 from theory.io import atomic_savez, atomic_write_text
+from theory.spectrum import bbp_threshold
 
 TIMES = (0.0, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
 ALPHAS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
@@ -108,11 +109,9 @@ def report(out: Path, fig_dir: Path, q_star: float = 1.0) -> dict:
         a_bbp = []
         for k in range(t.size):
             col = mbbp[:, k]
-            cross = [i for i in range(len(alphas) - 1) if np.isfinite(col[i]) and np.isfinite(col[i + 1])
-                     and col[i] <= 0 < col[i + 1]]
-            if cross:
-                i = cross[0]
-                a_bbp.append(alphas[i] + (alphas[i + 1] - alphas[i]) * (-col[i]) / (col[i + 1] - col[i]))
+            cross = bbp_threshold(alphas, col)
+            if cross is not None:
+                a_bbp.append(cross)
             elif np.all(col[np.isfinite(col)] > 0):
                 a_bbp.append(-np.inf)  # below the grid
             else:
