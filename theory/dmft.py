@@ -23,6 +23,10 @@ costs O(S n^2) memory and O(S n^3) time on n grid steps.
 The time discretisation is backward Euler (eq. 5.13), the DMFT of which is exact for the
 implicit scheme; the measurement step is then the proximal map of V, a cubic solved in
 closed form. Only the quartic loss is supported (the prox is quartic-specific).
+
+The law of (yhat(t), y, s) (``DMFTResult.measure``) feeds the random-matrix core
+(theory.spectrum) as the M equal-weight atoms that a system of M = alpha N measurements
+sees, resampled from the (importance-weighted) samples (eq. 5.30, docs/theory.md 5.11).
 """
 from __future__ import annotations
 
