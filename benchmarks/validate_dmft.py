@@ -209,7 +209,7 @@ def main():
     p.add_argument("--growth", type=float, default=1.04, help="step growth factor of the grid")
     p.add_argument("--y-scale", type=float, default=None,
                    help="importance sampling of the label, y ~ N(0, y_scale^2) (eq. 5.27; default as in "
-                        "solve_dmft: 2 at q0 = 0, 1 at q0 > 0; 1: plain)")
+                        "solve_dmft: 2 at q0 < 0.2, 1 above; 1: plain)")
     p.add_argument("--y-cut", type=float, default=float("inf"),
                    help="labels restricted to |y| <= y_cut (docs/theory.md 5.8; default: no cut)")
     p.add_argument("--stein-rcond", type=float, default=1e-3,

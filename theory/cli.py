@@ -272,7 +272,7 @@ def _add_dmft(subparsers) -> None:
     p.add_argument("--seed", type=integer_arg("seed"), default=0, help="seed of the common random numbers (default 0)")
     p.add_argument("--y-scale", type=number_arg, default=None, metavar="SIGMA",
                    help="importance sampling of the label, y ~ N(0, SIGMA^2) (docs/theory.md eq. 5.27; "
-                        "default: the validated choice, 2 at q0 = 0 and 1 (plain) at q0 > 0)")
+                        "default: the validated choice, 2 at q0 < 0.2 and 1 (plain) above)")
     p.add_argument("--stein-rcond", type=number_arg, default=1e-3, metavar="R",
                    help="Stein projection of the memory kernel (docs/theory.md 5.9; default 1e-3, "
                         "validated; 0: off)")

@@ -119,8 +119,8 @@ def test_stein_projection_enforces_the_identity_and_closes_the_multiplier_gap(sh
 
 
 def test_default_estimator_depends_on_the_start():
-    # validated choice (docs/validation.md): importance sampling from random starts only
-    assert dmft.default_y_scale(0.0) == 2.0 and dmft.default_y_scale(0.3) == 1.0
+    # validated choice (docs/validation.md): importance sampling below q0 = 0.2 (tested at 0, 0.1), plain at 0.3
+    assert dmft.default_y_scale(0.0) == 2.0 and dmft.default_y_scale(0.1) == 2.0 and dmft.default_y_scale(0.3) == 1.0
     grid = DMFTGrid(0.01, dt0=0.005, dt_max=0.005)
     assert solve_dmft(4.0, 0.01, n_samples=400, grid=grid).weights is not None
     warm = solve_dmft(4.0, 0.01, q0=0.3, n_samples=400, grid=grid)
