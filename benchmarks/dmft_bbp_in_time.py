@@ -1,6 +1,6 @@
 """alpha_BBP(t) from the DMFT law of (yhat(t), y) (docs/theory.md eqs. 4.4, 5.26, §5.11).
 
-Random starts (q0 = 0, so q(t) = 0 and s = y): for each alpha the DMFT is solved to the
+Random starts (q0 = 0, so q(t) = 0 and s = y; ``--q0`` for a start with overlap q0): for each alpha the DMFT is solved to the
 last time and, at each time, the BBP residual (eq. 2.9) of the law as seen by a system of
 M measurements is computed: M equal-weight atoms drawn from the law (eq. 5.30), for the
 full law and with the extreme atoms split off (§4.2), averaged over ``--draws`` independent
@@ -10,7 +10,7 @@ alpha_BBP(t) uses the split law, averaged over trajectories): the same quantity 
 N = infinity dynamics. Run with OPENBLAS_NUM_THREADS=1:
 
     python benchmarks/dmft_bbp_in_time.py --n 512 1024 [--draws 8] [--samples 8000] [--json FILE] [--figure PNG]
-    python benchmarks/dmft_bbp_in_time.py --replot FILE --figure PNG --simulation results/bbp_t/report.json
+    python benchmarks/dmft_bbp_in_time.py --replot FILE [FILE ...] --figure PNG --simulation results/bbp_t_16/report.json
     python benchmarks/dmft_bbp_in_time.py --atoms 8000 --draws 0      # one typical system of M = 8000
 
 Defaults: the validated estimator of solve_dmft (importance sampling y_scale = 2 and the
@@ -45,26 +45,34 @@ def mean_residuals(result, t: float, atoms: int, draws: int) -> tuple[float, flo
     return float(np.mean(full)), float(np.mean(split))
 
 
-def plot(record: dict, path: str, simulation: str | None = None) -> None:
-    """alpha_BBP(t) of the split law from the DMFT for each N, with the simulated one of
-    ``bbp_in_time.py --report`` (its report.json) for the same N where given."""
+def plot(records: list[dict], path: str, simulation: str | None = None) -> None:
+    """alpha_BBP(t) of the split law from DMFT runs (one curve per run and N; dotted for a
+    start with q0 > 0), with the simulated one of ``bbp_in_time.py --report`` (its
+    report.json) for the same N where given."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sim = json.loads(open(simulation).read()) if simulation else None
+    sizes = sorted({size for r in records for size in r["by_size"]}, key=str)
+    color = {size: f"C{i}" for i, size in enumerate(sizes)}
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    t = np.array(record["times"])
-    for i, (size, d) in enumerate(record["by_size"].items()):
-        a = [np.nan if v is None else v for v in d["alpha_bbp_split"]]
-        label = f"DMFT, M = alpha x {size}" if size != "atoms" else f"DMFT, M = {record['atoms'] or record['samples']}"
-        ax.plot(np.where(t > 0, t, 0.003), a, "o-", color=f"C{i}", label=label)
-        if sim and size in sim["by_n"]:
-            st = np.array(sim["times"])
-            sa = [np.nan if v is None or not np.isfinite(v) else v for v in sim["by_n"][size]["alpha_bbp_t"]]
-            ax.plot(np.where(st > 0, st, 0.003), sa, "s--", color=f"C{i}", mfc="none",
-                    label=f"simulation N = {size} ({sim['by_n'][size]['starts'][0]} trajectories per alpha)")
-    ax.set_xscale("log"); ax.set_xlim(0.002, max(t) * 1.2); ax.set_ylim(1.5, 10.5)
+    for record in records:
+        t = np.array(record["times"])
+        q0 = record.get("q0", 0.0)
+        for size, d in record["by_size"].items():
+            a = [np.nan if v is None else v for v in d["alpha_bbp_split"]]
+            m = f"alpha x {size}" if size != "atoms" else f"{record['atoms'] or record['samples']}"
+            ax.plot(np.where(t > 0, t, 0.003), a, "o-" if q0 == 0 else "^:", color=color[size],
+                    label=f"DMFT, M = {m}, q0 = {q0:g}")
+    if sim:
+        for size in sizes:
+            if size in sim["by_n"]:
+                st = np.array(sim["times"])
+                sa = [np.nan if v is None or not np.isfinite(v) else v for v in sim["by_n"][size]["alpha_bbp_t"]]
+                ax.plot(np.where(st > 0, st, 0.003), sa, "s--", color=color[size], mfc="none",
+                        label=f"simulation N = {size} ({sim['by_n'][size]['starts'][0]} trajectories per alpha)")
+    ax.set_xscale("log"); ax.set_xlim(0.002, 0.4); ax.set_ylim(1.5, 10.5)
     ax.set_xlabel("flow time t (t = 0 at 0.003)"); ax.set_ylabel("alpha_BBP(t), split law")
     ax.set_title("Above alpha_BBP(t) the Hessian at time t has a spike toward the signal", fontsize=9)
     ax.legend(fontsize=7)
@@ -79,6 +87,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--times", type=float, nargs="+", default=list(TIMES))
     ap.add_argument("--samples", type=int, default=8000, help="DMFT Monte Carlo samples S (default 8000)")
     ap.add_argument("--seed", type=int, default=0, help="DMFT seed (default 0)")
+    ap.add_argument("--q0", type=float, default=0.0,
+                    help="start overlap (default 0: random start at N = infinity; ~0.8 / sqrt(N), the mean |q(0)| "
+                         "of a random start at finite N, tests the finite-N overlap)")
     ap.add_argument("--n", type=int, nargs="+", default=None,
                     help="systems of M = alpha N atoms (as simulations at N); several N reuse each solution")
     ap.add_argument("--atoms", type=int, default=None, help="systems of M atoms at every alpha (default M = S)")
@@ -90,28 +101,29 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", metavar="FILE", help="write the residuals and alpha_BBP(t) as JSON")
     ap.add_argument("--figure", metavar="PNG", help="plot alpha_BBP(t) (split law)")
     ap.add_argument("--simulation", metavar="REPORT", help="with --figure: bbp_in_time.py's report.json to compare")
-    ap.add_argument("--replot", metavar="FILE", help="no computation: plot the JSON of an earlier run (needs --figure)")
+    ap.add_argument("--replot", metavar="FILE", nargs="+",
+                    help="no computation: plot the JSON of earlier runs (needs --figure)")
     a = ap.parse_args(argv)
     if a.replot:
         if not a.figure:
             ap.error("--replot needs --figure")
-        record = json.loads(open(a.replot).read())
-        plot(record, a.figure, a.simulation)
-        return record
+        records = [json.loads(open(f).read()) for f in a.replot]
+        plot(records, a.figure, a.simulation)
+        return records[0]
     if a.n is not None and a.atoms is not None:
         ap.error("give --n or --atoms, not both")
-    y_scale = default_y_scale(0.0) if a.y_scale is None else a.y_scale
+    y_scale = default_y_scale(a.q0) if a.y_scale is None else a.y_scale
     times, t_max = sorted(a.times), max(a.times)
     sizes = a.n or [None]   # None: M fixed by --atoms (default S)
     size = f"M = alpha x N, N = {a.n}" if a.n else f"M = {a.atoms or a.samples}"
-    print(f"S = {a.samples}, y_scale {y_scale:g}, {size} atoms, "
+    print(f"S = {a.samples}, q0 = {a.q0:g}, y_scale {y_scale:g}, {size} atoms, "
           f"{'one systematic system' if a.draws == 0 else f'{a.draws} independent systems'} per point; "
           f"rows: alpha, then mean BBP residual full / split at t = {times}", flush=True)
     alphas, energy = [], []
     full, split = {n: [] for n in sizes}, {n: [] for n in sizes}
     for alpha in sorted(a.alphas):
         try:
-            r = solve_dmft(alpha, t_max, n_samples=a.samples, seed=a.seed, grid=DMFTGrid(t_max, dt_max=0.05),
+            r = solve_dmft(alpha, t_max, a.q0, n_samples=a.samples, seed=a.seed, grid=DMFTGrid(t_max, dt_max=0.05),
                            y_scale=y_scale, stein_rcond=a.stein_rcond or None)
         except ConvergenceError as exc:
             print(f"alpha {alpha:5.1f}: {exc}", flush=True)
@@ -134,12 +146,12 @@ def main(argv=None) -> dict:
             print(f"{t:6.3f} {'none' if f is None else f'{f:.2f}':>19} {'none' if s is None else f'{s:.2f}':>10}")
         by_size[str(n or "atoms")] = dict(bbp_full=full[n], bbp_split=split[n], alpha_bbp_full=full_a,
                                           alpha_bbp_split=split_a)
-    record = dict(samples=a.samples, seed=a.seed, n=a.n, atoms=a.atoms, draws=a.draws, y_scale=y_scale,
+    record = dict(samples=a.samples, seed=a.seed, q0=a.q0, n=a.n, atoms=a.atoms, draws=a.draws, y_scale=y_scale,
                   stein_rcond=a.stein_rcond, times=times, alphas=alphas, energy=energy, by_size=by_size)
     if a.json:
         atomic_write_text(a.json, json.dumps(record, indent=1))
     if a.figure:
-        plot(record, a.figure, a.simulation)
+        plot([record], a.figure, a.simulation)
     return record
 
 
