@@ -88,8 +88,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--samples", type=int, default=8000, help="DMFT Monte Carlo samples S (default 8000)")
     ap.add_argument("--seed", type=int, default=0, help="DMFT seed (default 0)")
     ap.add_argument("--q0", type=float, default=0.0,
-                    help="start overlap (default 0: random start at N = infinity; ~0.8 / sqrt(N), the mean |q(0)| "
-                         "of a random start at finite N, tests the finite-N overlap)")
+                    help="start overlap (default 0: random start at N = infinity; 0.8 / sqrt(N), the mean |q(0)| "
+                         "of a random start at finite N, docs/theory.md eq. 5.31)")
     ap.add_argument("--n", type=int, nargs="+", default=None,
                     help="systems of M = alpha N atoms (as simulations at N); several N reuse each solution")
     ap.add_argument("--atoms", type=int, default=None, help="systems of M atoms at every alpha (default M = S)")
