@@ -542,7 +542,8 @@ def solve_dmft(alpha: float, t_max: float, q0: float = 0.0, *, n_samples: int = 
                     break
             else:
                 raise ConvergenceError(f"inner fixed point did not converge at t={t[k]:.4g} "
-                                       f"({label}); last change {change:.2e}")
+                                       f"({label}); last change {change:.2e}; a smaller dt_max helps "
+                                       f"where q grows fast (docs/theory.md 5.5)")
             # memory row from the per-sample response (eq. 5.16)
             Y = (R_row[:k] @ Bk.reshape(k, -1)).reshape(S, n + 1)[:, :k]   # (S, k)
             Jk = -Y * Jkk[:, None]                                           # J[k, :k]
