@@ -96,7 +96,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--draws", type=int, default=8,
                     help="independent systems per (alpha, t), residuals averaged (0: one systematic; default 8)")
     ap.add_argument("--y-scale", type=float, default=None,
-                    help="importance sampling of y (default: solve_dmft's, 2 from a random start; 1: plain)")
+                    help="importance sampling of y (default: solve_dmft's, 2 below q0 = 0.2; 1: plain)")
     ap.add_argument("--stein-rcond", type=float, default=1e-3, help="Stein projection (default 1e-3; 0: off)")
     ap.add_argument("--json", metavar="FILE", help="write the residuals and alpha_BBP(t) as JSON")
     ap.add_argument("--figure", metavar="PNG", help="plot alpha_BBP(t) (split law)")

@@ -306,8 +306,8 @@ def _run_dmft(args) -> int:
                      y_scale=args.y_scale, stein_rcond=args.stein_rcond or None, progress=not args.json)
     times = np.unique(np.concatenate([[0.0], np.geomspace(min(0.01, args.t_max), args.t_max, args.points)]))
     rows = []
-    atoms = res.n_samples if args.atoms is None else args.atoms
-    for t, summ in zip(times, res.spectrum(times, atoms)):
+    atoms = res.n_samples if args.atoms is None else args.atoms   # DMFTResult.measure's default M
+    for t, summ in zip(times, res.spectrum(times, args.atoms)):
         k = res.index(t)
         rows.append({"t": float(res.t[k]), "energy": float(res.energy[k]), "energy_se": float(res.energy_se[k]),
                      "mu": float(res.mu[k]), "mu_multiplier": float(res.mu_multiplier[k]),
