@@ -34,6 +34,7 @@ import numpy as np
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator, StopRules, run_dynamics
 from theory.io import atomic_savez, atomic_write_text
+from theory.statistics import binomial_standard_error, fit_logistic
 
 GRID = {128: (3.0, 4.0, 5.0, 6.0, 7.0), 256: (3.0, 4.0, 5.0, 6.0, 7.0),
         512: (4.0, 5.0, 6.0, 7.0), 1024: (4.0, 5.0, 6.0, 7.0),
@@ -164,38 +165,12 @@ def summarize(out: Path) -> list[dict]:
             amb = timeouts & (np.abs(d["q"]) >= 0.5) & ~succ
             k, m = int(succ.sum()), succ.size
             rows.append(dict(n=int(d["n"]), alpha=float(d["alpha"]), starts=m, successes=k,
-                             p=k / m, stderr=float(np.sqrt(max(k * (m - k), 1) / m ** 3)),
+                             p=k / m, stderr=binomial_standard_error(k, m),
                              timeouts=int(timeouts.sum()), ambiguous=int(amb.sum()),
                              timeouts_successful=int((timeouts & succ).sum()),
                              wall=float(d["wall"].sum())))
     rows.sort(key=lambda r: (r["n"], r["alpha"]))
     return rows
-
-
-def fit_logistic(alphas, k, m):
-    """MLE of P(alpha) = 1 / (1 + exp(-(alpha - alpha_c) / w)) from k successes out of m.
-
-    Returns (alpha_c, w, standard error of alpha_c from the observed information)."""
-    from scipy.optimize import minimize
-
-    a, k, m = (np.asarray(v, float) for v in (alphas, k, m))
-
-    def nll(th):
-        ac, lw = th
-        p = np.clip(1 / (1 + np.exp(-(a - ac) / np.exp(lw))), 1e-12, 1 - 1e-12)
-        return -np.sum(k * np.log(p) + (m - k) * np.log(1 - p))
-
-    best = minimize(nll, [float(np.interp(0.5, k / m, a)) if np.all(np.diff(k / m) >= 0) else a.mean(), 0.0],
-                    method="Nelder-Mead", options=dict(xatol=1e-6, fatol=1e-9, maxiter=4000))
-    h = 1e-3
-    H = np.zeros((2, 2))
-    for i in range(2):
-        for j in range(2):
-            e_i, e_j = np.eye(2)[i] * h, np.eye(2)[j] * h
-            H[i, j] = (nll(best.x + e_i + e_j) - nll(best.x + e_i - e_j) - nll(best.x - e_i + e_j)
-                       + nll(best.x - e_i - e_j)) / (4 * h * h)
-    cov = np.linalg.inv(H)
-    return float(best.x[0]), float(np.exp(best.x[1])), float(np.sqrt(max(cov[0, 0], 0.0)))
 
 
 def mechanism_probability(lam, n, q_star):

@@ -25,21 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from simulation.data import make_problem, random_starts
+from simulation.data import make_problem, random_starts, warm_start
 from simulation.flow import Integrator, StopRules, run_dynamics
 from theory.dmft import DMFTGrid, default_y_scale, energy_rise, solve_dmft, time_grid
 from theory.errors import ConvergenceError
 from theory.io import atomic_savez, atomic_write_text
-
-
-def warm_start(problem, q0: float, seed: int) -> np.ndarray:
-    """A start on the sphere with overlap exactly q0 with the teacher (column vector)."""
-    n = problem.n
-    w = random_starts(n, 1, seed)[:, 0].astype(np.float64)
-    ws = problem.w_star.astype(np.float64)
-    perp = w - (w @ ws) / n * ws
-    perp *= np.sqrt(n) / np.linalg.norm(perp)
-    return (q0 * ws + np.sqrt(1 - q0 * q0) * perp)[:, None]
+from theory.statistics import extrapolate_in_n
 
 
 def _longer_cached_run(cache: Path, alpha, q0, n, t_max, rtol, b) -> Path | None:
@@ -81,21 +72,6 @@ def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7
             out.append(d[key] if same else np.interp(times, d["t"], d[key]))
         wall += float(d["wall_seconds"])
     return np.array(E), np.array(MU), np.array(Q), wall
-
-
-def extrapolate_in_n(ns, means, ses) -> dict:
-    """Weighted least-squares fit means = a + b / N (docs/theory.md eq. 5.29).
-
-    Returns a (the N = infinity value) and b with their standard errors and the fit's
-    chi^2 per degree of freedom (None with two sizes: the line then has no check)."""
-    x = 1.0 / np.asarray(ns, float)
-    A = np.stack([np.ones_like(x), x], axis=1) / np.asarray(ses)[:, None]
-    coef, *_ = np.linalg.lstsq(A, np.asarray(means) / np.asarray(ses), rcond=None)
-    cov = np.linalg.inv(A.T @ A)
-    dof = len(ns) - 2
-    chi2 = float(np.sum((A @ coef - np.asarray(means) / np.asarray(ses)) ** 2))
-    return dict(a=float(coef[0]), a_se=float(np.sqrt(cov[0, 0])), b=float(coef[1]), b_se=float(np.sqrt(cov[1, 1])),
-                chi2_per_dof=chi2 / dof if dof > 0 else None)
 
 
 def size_starts(text: str) -> tuple[int, int]:

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from theory.statistics import kolmogorov_distance
+
 #: (N, alphas, replicas); replicas share one data set per point (fresh data across points)
 PLAN = [
     (500, (3.0, 4.0, 5.0, 6.0, 7.0), 16),
@@ -163,16 +165,6 @@ def simulate(out: Path, protocol: str = "free", sizes=None) -> None:
                   flush=True)
 
 
-def kolmogorov(a: np.ndarray, b: np.ndarray, wb: np.ndarray) -> float:
-    """sup |F_a - F_b| between an empirical sample a and a weighted law (b, wb)."""
-    grid = np.sort(np.concatenate([a, b]))
-    fa = np.searchsorted(np.sort(a), grid, side="right") / a.size
-    order = np.argsort(b)
-    cb = np.concatenate([[0.0], np.cumsum(wb[order])])
-    fb = cb[np.searchsorted(b[order], grid, side="right")]
-    return float(np.max(np.abs(fa - fb)))
-
-
 def own_law_edge(law: np.ndarray, alpha: float, mu: float) -> float:
     """Bulk edge (§2) of a trapped state's own empirical law and mu (s is not stored, so
     no spike: at |q| > 0 it would need s = sqrt(N) <x, e>, not y)."""
@@ -223,9 +215,9 @@ def compare(states: Path, figure: str | None, as_json: bool) -> int:
                 mu_mean=float(p["mu"][tr].mean()), abs_q_mean=float(np.abs(p["q"][tr]).mean()),
                 lowest_mean=float(p["lowest"][:, 0].mean()),
                 lowest_overlap2_mean=float(p["lowest_overlap2"][:, 0].mean()) if "lowest_overlap2" in p else None,
-                ks_abs_yhat=kolmogorov(yh, np.abs(m.yhat), m.weights),
-                ks_D=kolmogorov(6 * yh**2 - 2 * yy**2, D_th, m.weights),
-                ks_V=kolmogorov(0.5 * (yh**2 - yy**2) ** 2, 0.5 * (m.yhat**2 - m.y**2) ** 2, m.weights),
+                ks_abs_yhat=kolmogorov_distance(yh, np.abs(m.yhat), m.weights),
+                ks_D=kolmogorov_distance(6 * yh**2 - 2 * yy**2, D_th, m.weights),
+                ks_V=kolmogorov_distance(0.5 * (yh**2 - yy**2) ** 2, 0.5 * (m.yhat**2 - m.y**2) ** 2, m.weights),
                 edge_own_law=float(np.mean([own_law_edge(law, a, mu) for law, mu in zip(laws, p["mu"][tr])])),
                 **{f"edge_finite_M_{c}": finite_m_edge(theory[c][a], n) for c in CLOSURES},
             )

@@ -13,7 +13,7 @@ import numpy as np
 
 from theory.errors import InputError
 
-__all__ = ["Problem", "make_problem", "problem_from_arrays", "random_starts", "check_size"]
+__all__ = ["Problem", "make_problem", "problem_from_arrays", "random_starts", "check_size", "warm_start"]
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -150,3 +150,21 @@ def random_starts(n: int, replicas: int, seed: int, dtype="float64") -> np.ndarr
         W[:, b] = rng.standard_normal(n)
     W *= np.sqrt(n) / np.linalg.norm(W, axis=0)
     return W.astype(resolve_dtype(dtype))
+
+
+def warm_start(problem: Problem, q0: float, seed: int) -> np.ndarray:
+    """A start on the sphere with overlap exactly q0 with the teacher, as an (N, 1) column.
+
+    W0 = q0 W* + sqrt(1 - q0^2) P, with P the component of the random start of ``seed``
+    (:func:`random_starts`) orthogonal to W*, rescaled to |P|^2 = N; computed in float64.
+    """
+    if problem.w_star is None:
+        raise InputError("a warm start needs the teacher W*")
+    if not (isinstance(q0, (int, float, np.floating)) and -1.0 <= q0 <= 1.0):
+        raise InputError(f"q0 must be a number in [-1, 1], got {q0!r}")
+    n = problem.n
+    w = random_starts(n, 1, seed)[:, 0].astype(np.float64)
+    ws = problem.w_star.astype(np.float64)
+    perp = w - (w @ ws) / n * ws
+    perp *= np.sqrt(n) / np.linalg.norm(perp)
+    return (q0 * ws + np.sqrt(1 - q0 * q0) * perp)[:, None]

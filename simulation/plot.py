@@ -21,10 +21,11 @@ import numpy as np
 
 from theory.errors import InputError
 from theory.io import load_netcdf
+from theory.statistics import wilson_interval
 
 from .sweep import done_mask, read_sweep
 
-__all__ = ["SuccessTable", "success_table", "wilson_interval", "read_alpha_c", "success_figure",
+__all__ = ["SuccessTable", "success_table", "read_alpha_c", "success_figure",
            "save_figure", "add_plot_parser", "cmd_plot"]
 
 #: Half-width of the error bars in standard deviations (z = 1: a 68% interval).
@@ -70,37 +71,6 @@ def success_table(ds) -> SuccessTable:
     wins = np.asarray(ds["success"].values, bool) & done
     return SuccessTable(alpha=np.asarray(ds["alpha"].values, float), n=np.asarray(ds["n"].values, int),
                         successes=wins.sum(axis=2), finished=done.sum(axis=2), starts=int(ds.sizes["start"]))
-
-
-def wilson_interval(k, n, z: float = Z_ERRORBAR) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a binomial proportion k/n (NaN where n = 0).
-
-    Unlike p +- z sqrt(p(1-p)/n) it stays inside [0, 1] and does not collapse to a point
-    at k = 0 or k = n, which is where most cells of a sweep are.
-
-    Parameters
-    ----------
-    k, n : array_like of int
-        Successes and trials.
-    z : float
-        Standard-normal quantile (1: 68%, 1.96: 95%).
-
-    Returns
-    -------
-    lower, upper : ndarray
-    """
-    k = np.asarray(k, float)
-    n = np.asarray(n, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        denom = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-        lo = np.where(k == 0, 0.0, np.clip(centre - half, 0.0, 1.0))  # exact ends: no -1e-16 error bars
-        hi = np.where(k == n, 1.0, np.clip(centre + half, 0.0, 1.0))
-        lo = np.where(n > 0, np.minimum(lo, p), np.nan)
-        hi = np.where(n > 0, np.maximum(hi, p), np.nan)
-    return lo, hi
 
 
 def read_alpha_c(path: str | os.PathLike) -> float:

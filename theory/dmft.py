@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import ConvergenceError, InputError
 from .loss import QUARTIC
+from .loss import quartic_prox_step as prox_quartic
 from .measure import Measure
 
 __all__ = ["DMFTGrid", "DMFTResult", "solve_dmft", "time_grid", "prox_quartic", "t0_limits",
@@ -91,49 +92,6 @@ def time_grid(grid: DMFTGrid) -> np.ndarray:
     if t.size < 3:
         raise InputError(f"grid has only {t.size - 1} step(s); lower dt0 or raise t_max")
     return t
-
-
-# ---------------------------------------------------------------------------- prox
-def prox_quartic(rhs: np.ndarray, y: np.ndarray, b, h_prev: np.ndarray) -> np.ndarray:
-    """Backward-Euler measurement step (eq. 5.14): solve h + b V'(h, y) = rhs.
-
-    For the quartic loss this is the cubic ``2 b h^3 + (1 - 2 b y^2) h - rhs = 0``.
-    With three real roots the middle one is unstable (1 + b V''(h) < 0); the stable root
-    nearest to ``h_prev`` (the value at the previous step) is taken, i.e. the continuation
-    of the flow. Vectorised over samples; two Newton polishing steps.
-
-    Parameters
-    ----------
-    rhs, y, h_prev : ndarray (S,)
-    b : float or ndarray, > 0 (b = dt_k R(t_k, t_k))
-    """
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), rhs.shape)
-    p = (1.0 - 2.0 * b * y * y) / (2.0 * b)           # depressed cubic h^3 + p h + Q = 0
-    Q = -rhs / (2.0 * b)
-    disc = (Q / 2.0) ** 2 + (p / 3.0) ** 3
-    h = np.empty_like(rhs)
-    one = disc > 0
-    if one.any():
-        Qo, po, d = Q[one], p[one], np.sqrt(disc[one])
-        A = -np.sign(Qo) * np.cbrt(np.abs(Qo) / 2.0 + d)
-        A = np.where(A == 0.0, 1e-300, A)
-        h[one] = A - po / (3.0 * A)
-    three = ~one
-    if three.any():
-        pt, Qt = p[three], Q[three]
-        m = 2.0 * np.sqrt(-pt / 3.0)
-        arg = np.clip(3.0 * Qt / (pt * m), -1.0, 1.0)
-        theta = np.arccos(arg) / 3.0
-        big = m * np.cos(theta)                            # largest root
-        small = m * np.cos(theta - 4.0 * np.pi / 3.0)      # smallest root
-        hp = h_prev[three]
-        h[three] = np.where(np.abs(big - hp) <= np.abs(small - hp), big, small)
-    for _ in range(2):
-        f = 2.0 * b * h ** 3 + (1.0 - 2.0 * b * y * y) * h - rhs
-        fp = 6.0 * b * h * h + 1.0 - 2.0 * b * y * y
-        safe = np.abs(fp) > 1e-12
-        h = np.where(safe, h - f / np.where(safe, fp, 1.0), h)
-    return h
 
 
 # ---------------------------------------------------------------------------- t = 0

@@ -7,13 +7,33 @@ import os
 import sys
 from typing import Callable, Sequence
 
+__all__ = ["InputError", "ConvergenceError", "raise_if_failed", "OneLineArgumentParser", "run_cli"]
+
 
 class InputError(ValueError):
     """Bad user input: a parameter out of range, a malformed file, an unknown option."""
 
 
 class ConvergenceError(RuntimeError):
-    """A solver failed to converge; the message names the parameters and the residual."""
+    """A solver failed to converge; the message names the parameters and the residual.
+
+    Solvers return their status as values (``converged``, ``iterations``, ``residual``,
+    ``message`` fields of their result, as scipy's OptimizeResult); their ``strict`` path
+    raises this error with the partial result attached as ``result`` (None where no
+    partial result exists).
+    """
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
+def raise_if_failed(result, strict: bool):
+    """Return ``result``; with ``strict`` and ``result.converged`` false raise
+    :class:`ConvergenceError` with ``result.message`` and the result attached."""
+    if strict and not result.converged:
+        raise ConvergenceError(result.message, result)
+    return result
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

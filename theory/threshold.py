@@ -41,6 +41,7 @@ from scipy.optimize import brentq, root
 from scipy.special import logsumexp
 
 from .errors import ConvergenceError, InputError
+from .loss import quartic_prox as prox_quartic
 from .measure import Measure
 from .spectrum import SpectrumSummary, spectrum_summary
 
@@ -71,36 +72,6 @@ def _check_closure(closure: str) -> str:
     if closure not in CLOSURES:
         raise InputError(f"unknown closure {closure!r}; choose one of {', '.join(CLOSURES)}")
     return closure
-
-
-# ============================================================================ proximal map
-def prox_quartic(z, y, chi: float) -> np.ndarray:
-    """Global minimiser u*(z, y) of (u - z)^2/(2 chi) + (u^2 - y^2)^2/2 for z >= 0 (eq. 3.1).
-
-    Stationarity is the cubic 2 chi u^3 + (1 - 2 chi y^2) u - z = 0; for z >= 0 the global
-    minimiser is its largest real root (the linear term favours u > 0 and V is even in u).
-    Cardano's formula (trigonometric form when there are three real roots), then two Newton
-    steps to restore full relative precision where the closed form cancels. For z < 0 use
-    u*(-z, y) = -u*(z, y).
-    """
-    z = np.asarray(z, dtype=float)
-    y = np.asarray(y, dtype=float)
-    p = (1.0 - 2.0 * chi * y * y) / (2.0 * chi)
-    q = -z / (2.0 * chi)
-    disc = (q / 2) ** 2 + (p / 3) ** 3
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sq = np.sqrt(np.maximum(disc, 0.0))
-        one_root = np.cbrt(-q / 2 + sq) + np.cbrt(-q / 2 - sq)
-        r = np.sqrt(np.maximum(-p / 3, 0.0))
-        arg = np.clip(np.where(r > 0, (-q / 2) / np.where(r > 0, r, 1.0) ** 3, 0.0), -1.0, 1.0)
-        three_roots = 2 * r * np.cos(np.arccos(arg) / 3)
-    u = np.where(disc > 0, one_root, three_roots)
-    b = 1.0 - 2.0 * chi * y * y
-    for _ in range(2):
-        dp = 6.0 * chi * u * u + b
-        safe = np.abs(dp) > 1e-300
-        u = u - np.where(safe, (2.0 * chi * u**3 + b * u - z) / np.where(safe, dp, 1.0), 0.0)
-    return u
 
 
 # ============================================================================ quadrature

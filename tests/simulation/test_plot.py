@@ -7,7 +7,8 @@ import xarray as xr
 
 from theory.errors import InputError
 from simulation.cli import entry, main
-from simulation.plot import read_alpha_c, success_figure, success_table, wilson_interval
+from simulation.plot import read_alpha_c, success_figure, success_table
+from theory.statistics import wilson_interval
 from simulation.sweep import Chunk, StartResult, SweepConfig, empty_dataset, store_chunk, write_dataset
 
 CONFIG = SweepConfig(n=(16, 32), alpha=(3.0, 4.0, 5.0), starts=4, seed=0)

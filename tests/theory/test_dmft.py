@@ -286,22 +286,15 @@ def test_warm_start_against_simulation():
     N = 1000 with fixed tolerances; the new default, which matches N = 4000 (q(0.3) 0.827 vs
     0.830 +- 0.005, docs/validation.md), missed that reference's q(0.3) = 0.860 by 0.033 > 0.03:
     N = 1000 sits high in q.) ~3 min."""
-    from simulation.data import make_problem
+    from simulation.data import make_problem, warm_start
     from simulation.flow import Integrator, StopRules, run_dynamics
-
-    import importlib.util
-    import pathlib
-    spec = importlib.util.spec_from_file_location(
-        "validate_dmft", pathlib.Path(__file__).parents[2] / "benchmarks" / "validate_dmft.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
 
     runs = [solve_dmft(4.0, 0.5, 0.3, n_samples=8000, seed=s, grid=DMFTGrid(0.5, dt_max=0.05)) for s in (0, 1, 2)]
     times = runs[0].t
     qs, es = [], []
     for b in range(8):
         problem = make_problem(2000, 4.0, seed=1000 + b)
-        res = run_dynamics(problem, mod.warm_start(problem, 0.3, 2000 + b),
+        res = run_dynamics(problem, warm_start(problem, 0.3, 2000 + b),
                            StopRules(t_max=0.5, success_overlap=1.0, energy_tol=0.0, grad_tol=0.0),
                            Integrator(rtol=1e-5, atol=1e-7), times=times)
         qs.append(np.abs(res.trajectory.q[:, 0]))
