@@ -317,15 +317,6 @@ def _dask_results(config, chunks, scheduler) -> Iterator:
 
 
 # ---------------------------------------------------------------------------- storage
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("phaseflow")
-    except Exception:  # pragma: no cover - not installed
-        return "unknown"
-
-
 def empty_dataset(config: SweepConfig):
     """A dataset of ``config.shape`` with every start pending (NaN results)."""
     import xarray as xr
@@ -350,7 +341,7 @@ def empty_dataset(config: SweepConfig):
               "n": ("n", np.array(config.n, dtype=np.int64), {"long_name": "dimension N"}),
               "start": ("start", np.arange(config.starts, dtype=np.int64)),
               "m": (("alpha", "n"), m, {"long_name": "measurements M = round(alpha N)"})}
-    attrs = {"format": FORMAT, "package_version": _version(), **config.identity(),
+    attrs = {"format": FORMAT, "package_version": io.package_version(), **config.identity(),
              "seed_rule": "cell_seed = SeedSequence(seed, spawn_key=(N, round(alpha*1e6), start))"
                           ".generate_state(1, uint64) >> 1; data = make_problem(N, alpha, cell_seed), "
                           "start = random_starts(N, 1, cell_seed)",

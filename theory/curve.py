@@ -14,7 +14,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .errors import InputError
-from .io import load_netcdf
+from .io import load_netcdf, package_version
 from .threshold import DEFAULT_CLOSURE, Quadrature, critical_alpha, solve_threshold
 
 __all__ = ["CURVE_FORMAT", "CURVE_VARIABLES", "threshold_curve", "read_curve"]
@@ -23,15 +23,6 @@ CURVE_FORMAT = "phaseflow-theory-curve-1"
 CURVE_VARIABLES = ("energy", "complexity", "mu", "mu_stationary", "mu_linear", "bulk_edge",
                    "isolated_eigenvalue", "overlap2", "bbp_residual", "Y", "chi",
                    "residual_chi", "residual_replicon", "converged")
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("phaseflow")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def threshold_curve(alphas, closure: str = DEFAULT_CLOSURE, quad: Quadrature = Quadrature(),
@@ -60,7 +51,7 @@ def threshold_curve(alphas, closure: str = DEFAULT_CLOSURE, quad: Quadrature = Q
                     coords={"alpha": alphas})
     ds.attrs.update(format=CURVE_FORMAT, closure=closure, alpha_c=crit.alpha_c,
                     alpha_c_residual=crit.residual, energy_at_alpha_c=crit.energy_at_alpha_c,
-                    quadrature=str(asdict(quad)), version=_version(),
+                    quadrature=str(asdict(quad)), version=package_version(),
                     note="isolated_eigenvalue is NaN where the threshold Hessian has no spike")
     return ds
 

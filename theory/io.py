@@ -191,3 +191,39 @@ def load_netcdf(path: str | os.PathLike, kind: str = "netCDF file"):
         return xr.load_dataset(path, engine=NETCDF_ENGINE)
     except Exception as exc:  # h5py/h5netcdf raise a variety of types on garbage
         raise InputError(f"{kind} {str(path)!r} is not a readable netCDF file ({type(exc).__name__})") from None
+
+
+# ---------------------------------------------------------------------------- provenance
+def package_version() -> str:
+    """Installed version of phaseflow ("unknown" when run from a source tree not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("phaseflow")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def provenance(**parameters) -> dict:
+    """Attributes that make a result file self-describing: package version, creation time
+    (UTC, ISO 8601) and the parameters given (seed, estimator, ...), JSON-ready.
+
+    Meant for xarray ``Dataset.attrs`` (netCDF attributes must be numbers or strings:
+    None becomes "none", booleans 0/1, sequences are kept as lists of numbers or strings).
+    """
+    import datetime
+
+    out = {"package_version": package_version(),
+           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    for key, value in parameters.items():
+        value = json_ready(value)
+        if value is None:
+            value = "none"
+        elif isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, dict):
+            import json as _json
+
+            value = _json.dumps(value, sort_keys=True)
+        out[key] = value
+    return out
