@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -36,8 +37,21 @@ def raise_if_failed(result, strict: bool):
     return result
 
 
+#: What argparse must read as a (negative) number, not an option: a minus sign followed by a
+#: digit or by ".digit" -- "-2", "-0.5", "-.5", "-2e-1", "-1:5:1" (an alpha range). argparse's
+#: own pattern knows only "-2" and "-0.5", so "--mu -2e-1" was read as a missing value. No
+#: option of the package starts with a digit.
+NEGATIVE_NUMBER = re.compile(r"^-\.?\d")
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse parser whose usage errors are a single line on stderr, exit status 2."""
+    """argparse parser whose usage errors are a single line on stderr, exit status 2, and
+    which reads every argument that starts like a negative number as a value
+    (:data:`NEGATIVE_NUMBER`), so that the value's own check gives the error."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
