@@ -1,5 +1,9 @@
+"""``python -m simulation``: see :mod:`simulation.cli`."""
 import sys
 
 from .cli import entry
 
-sys.exit(entry())
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    sys.exit(entry())

@@ -2,4 +2,7 @@
 from .cli import main
 from .errors import run_cli
 
-raise SystemExit(run_cli(main))
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -15,7 +15,7 @@ the simulator and the random-matrix core both read ``V``, ``dV`` and ``d2V`` fro
 and nowhere else.
 
 Two proximal maps of V are what the threshold states (docs/theory.md §3) and the DMFT
-(§5) need beyond the derivatives:
+(§5) need beyond the derivatives::
 
     prox(z, y, tau)              = argmin_u [ (u - z)^2 / (2 tau) + V(u, y) ]   (eq. 3.1)
     prox_step(r, y, tau, h_prev) = the stable root of h + tau V'(h, y) = r nearest
