@@ -68,8 +68,8 @@ def solve_dmft(config: DMFTConfig | float | None = None, t_max: float | None = N
             options["q0"] = q0
         config = DMFTConfig(config, t_max, **options)
     loss = dmft_loss(config)
-    t_start = time.perf_counter()
     state = initial_state(config, loss)
+    t_start = time.perf_counter()
     last_report = t_start
     message = ""
     last_residual = 0.0
