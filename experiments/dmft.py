@@ -9,8 +9,9 @@ noise that a single solution's standard error does not.
 Every DMFT seed and every simulated start is one atomic ``.npz`` file in a cache folder,
 reused when present (an interrupted comparison resumes; the DMFT and the simulations can
 fill the cache as two processes). Files written here carry their provenance (package
-version, parameters, seed, estimator) as a JSON string array ``provenance``; the older
-cached files, without it, are read as they are.
+version, parameters, seed, estimator): a new DMFT seed is a netCDF file (xarray Dataset,
+provenance as attributes), a new simulated start an ``.npz`` with a JSON string array
+``provenance``; the older cached ``.npz`` files, without it, are read as they are.
 
 With several sizes the simulation means are extrapolated in 1/N (eq. 5.29,
 :func:`theory.statistics.extrapolate_in_n`) and the DMFT is compared with the limit.
@@ -28,7 +29,7 @@ import numpy as np
 
 from theory.dmft import DMFTConfig, DMFTGrid, config_default, default_y_scale, energy_rise, solve_dmft, time_grid
 from theory.errors import InputError
-from theory.io import atomic_savez, provenance
+from theory.io import atomic_savez, load_netcdf, provenance, write_netcdf
 from theory.statistics import extrapolate_in_n
 
 __all__ = ["DMFTComparison", "simulate", "dmft_runs", "dmft_cache_path", "simulation_cache_path",
@@ -163,7 +164,8 @@ def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7
 
 # ---------------------------------------------------------------------------- DMFT
 def dmft_cache_path(cache: Path, c: DMFTComparison, seed: int) -> Path:
-    """The cache file of DMFT seed ``seed`` (names as the results/dmft files)."""
+    """The cache file of DMFT seed ``seed`` in the older ``.npz`` layout (names as the
+    results/dmft files); new seeds are written next to it with the suffix ``.nc``."""
     fine = "" if (c.dt0, c.growth) == (config_default("dt0"), config_default("growth")) \
         else f"_dt0{c.dt0:g}_g{c.growth:g}"
     fine += "" if c.y_scale == 1.0 else f"_ys{c.y_scale:g}"
@@ -171,30 +173,38 @@ def dmft_cache_path(cache: Path, c: DMFTComparison, seed: int) -> Path:
     return Path(cache) / f"dmft_a{c.alpha:g}_q{c.q0:g}_t{c.t_max:g}_dt{c.dt_max:g}{fine}_S{c.samples}_seed{seed}.npz"
 
 
-def _dmft_provenance(config: DMFTConfig) -> str:
-    return json.dumps(provenance(kind="dmft", **config.estimator()))
+def _read_dmft_run(npz: Path, nc: Path) -> dict:
+    """A cached DMFT seed as a dict of arrays t, energy, mu, q, mu_multiplier,
+    wall_seconds, memory_bytes (and ``failed``: the message, for a seed that failed):
+    the older ``.npz`` layout, or the netCDF file with provenance attributes."""
+    if npz.exists():
+        return dict(np.load(npz))
+    ds = load_netcdf(nc, kind="DMFT cache file")
+    d = {key: ds[key].values for key in ("energy", "mu", "q", "mu_multiplier")}
+    d.update(t=ds["t"].values, wall_seconds=float(ds.attrs["wall_seconds"]),
+             memory_bytes=int(ds.attrs["memory_bytes"]))
+    if not int(ds.attrs["converged"]):
+        d["failed"] = str(ds.attrs["message"])
+    return d
 
 
 def dmft_runs(c: DMFTComparison, cache: Path, log: Log = _print, progress: bool = True) -> list[dict]:
     """The DMFT solutions of seeds 0..seeds-1 (one cached file per seed), as dicts of
-    arrays t, energy, mu, q, mu_multiplier, wall_seconds, memory_bytes. A seed that fails
-    (a runaway, docs/theory.md 5.5) is stored as such (``failed``: the message, plus the
-    partial solution), reported and left out: its count is part of the result."""
+    arrays t, energy, mu, q, mu_multiplier, wall_seconds, memory_bytes. New seeds are
+    written as netCDF (:meth:`DMFTResult.to_dataset`: provenance as attributes), the older
+    ``.npz`` files are read as they are. A seed that fails (a runaway, docs/theory.md 5.5)
+    is stored as such (its partial solution, converged 0 and the message), reported and
+    left out: its count is part of the result."""
     runs = []
     for seed in range(c.seeds):
-        path = dmft_cache_path(cache, c, seed)
-        if not path.exists():
-            config = c.dmft_config(seed)
-            r = solve_dmft(config, strict=False, progress=progress)
-            arrays = dict(t=r.t, energy=r.energy, mu=r.mu, q=r.q, mu_multiplier=r.mu_multiplier,
-                          wall_seconds=r.wall_seconds, memory_bytes=r.memory_bytes,
-                          provenance=np.str_(_dmft_provenance(config)))
-            if not r.converged:
-                arrays["failed"] = np.str_(r.message)
-            atomic_savez(path, **arrays)
+        npz = dmft_cache_path(cache, c, seed)
+        nc = npz.with_suffix(".nc")
+        if not npz.exists() and not nc.exists():
+            r = solve_dmft(c.dmft_config(seed), strict=False, progress=progress)
+            write_netcdf(r.to_dataset(), nc)
             if r.converged:
                 log(f"DMFT seed {seed}: {r.wall_seconds:.0f} s")
-        d = dict(np.load(path))
+        d = _read_dmft_run(npz, nc)
         if "failed" in d:
             log(f"DMFT seed {seed} ran away, left out: {d['failed']}")
             continue

@@ -18,6 +18,17 @@ def quiet(_):
     pass
 
 
+def test_old_npz_seeds_are_read_as_before():
+    # the cached alpha = 4 importance-sampled seeds without the Stein projection; seed 0
+    # ran away and is stored as such (docs/validation.md, DMFT section)
+    c3 = ex.DMFTComparison(alpha=4.0, t_max=8.0, samples=8000, dt_max=0.05, y_scale=2.0, stein_rcond=0, seeds=3)
+    assert all(ex.dmft_cache_path(RESULTS, c3, s).exists() for s in range(3))   # never recompute here
+    messages = []
+    runs = ex.dmft_runs(c3, RESULTS, messages.append)
+    assert len(runs) == 2 and "runaway at t=1.339" in messages[0]            # the stored failure
+    assert runs[0]["t"][-1] == 8.0 and runs[0]["energy"].shape == runs[0]["t"].shape
+
+
 def test_cache_names_are_those_of_the_stored_results():
     c = ex.DMFTComparison(alpha=4.0, t_max=8.0, samples=8000, dt_max=0.05)      # default estimator at q0 = 0
     assert c.y_scale == 2.0 and c.stein_rcond == 1e-3
@@ -35,15 +46,19 @@ def test_dmft_runs_write_provenance_and_reuse_the_cache(tmp_path, monkeypatch):
     c = ex.DMFTComparison(**TINY, q0=0.1)
     runs = ex.dmft_runs(c, tmp_path, quiet, progress=False)
     assert len(runs) == 2
-    d = np.load(ex.dmft_cache_path(tmp_path, c, 1))
-    prov = json.loads(str(d["provenance"]))
+    from theory.io import load_netcdf
+
+    assert not ex.dmft_cache_path(tmp_path, c, 1).exists()            # new seeds: netCDF
+    d = load_netcdf(ex.dmft_cache_path(tmp_path, c, 1).with_suffix(".nc"))
+    prov = d.attrs
     assert prov["kind"] == "dmft" and prov["seed"] == 1 and prov["y_scale"] == 2.0 and prov["samples"] == 200
     assert prov["stein_rcond"] == 1e-3 and prov["grid_dt_max"] == 0.01 and "package_version" in prov
+    assert prov["converged"] == 1 and prov["loss"] == "quartic" and prov["q0"] == 0.1
     # the stored arrays are the solver's
     from theory.dmft import solve_dmft
     r = solve_dmft(c.dmft_config(1))
-    np.testing.assert_array_equal(d["energy"], r.energy)
-    np.testing.assert_array_equal(d["q"], r.q)
+    np.testing.assert_array_equal(d["energy"].values, r.energy)
+    np.testing.assert_array_equal(d["q"].values, r.q)
     # second call: read from the cache, no solve
     monkeypatch.setattr(ex, "solve_dmft", lambda *a, **k: pytest.fail("recomputed a cached seed"))
     again = ex.dmft_runs(c, tmp_path, quiet)
@@ -55,8 +70,10 @@ def test_a_failed_seed_is_stored_with_its_partial_solution_and_left_out(tmp_path
     c = ex.DMFTComparison(alpha=6.0, t_max=0.2, samples=1000, seeds=1, dt_max=0.1, y_scale=1.0, stein_rcond=0)
     messages = []
     assert ex.dmft_runs(c, tmp_path, messages.append, progress=False) == []
-    d = np.load(ex.dmft_cache_path(tmp_path, c, 0))
-    assert "runaway" in str(d["failed"]) and 0 < d["t"][-1] < 0.2
+    from theory.io import load_netcdf
+
+    d = load_netcdf(ex.dmft_cache_path(tmp_path, c, 0).with_suffix(".nc"))
+    assert d.attrs["converged"] == 0 and "runaway" in d.attrs["message"] and 0 < float(d["t"][-1]) < 0.2
     assert any("ran away, left out" in m for m in messages)
     with pytest.raises(InputError, match="every DMFT seed ran away"):
         ex.compare(c, tmp_path, log=quiet)

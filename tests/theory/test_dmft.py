@@ -148,6 +148,17 @@ def test_measure_and_spectrum_at_positive_time(short_run):
     assert math.isfinite(summ.bulk_edge)
 
 
+def test_to_dataset_is_labelled_with_provenance(short_run, tmp_path):
+    from theory.io import load_netcdf, write_netcdf
+
+    ds = load_netcdf(write_netcdf(short_run.to_dataset(), tmp_path / "r.nc"))
+    np.testing.assert_array_equal(ds["t"].values, short_run.t)
+    np.testing.assert_array_equal(ds["energy"].values, short_run.energy)
+    a = ds.attrs
+    assert a["kind"] == "dmft" and a["seed"] == 3 and a["y_scale"] == 1.0 and a["stein_rcond"] == "none"
+    assert a["samples"] == 2000 and a["converged"] == 1 and a["grid_dt0"] == 0.002 and "package_version" in a
+
+
 # ---------------------------------------------------------------- importance sampling of y (eq. 5.27)
 @pytest.fixture(scope="module")
 def is_run():

@@ -195,6 +195,23 @@ class DMFTResult:
             return law
         return law.resampled(self.n_samples if atoms is None else atoms, seed)
 
+    def to_dataset(self):
+        """The time series of the solution (energy, mu, their standard errors, q,
+        mu_multiplier against t) as a labelled xarray Dataset whose attributes are its
+        provenance (:func:`theory.io.provenance`: package version, the config with seed and
+        estimator, the status and cost), for :func:`theory.io.write_netcdf`."""
+        import xarray as xr
+
+        from ..io import provenance
+
+        series = {name: ("t", getattr(self, name)) for name in
+                  ("energy", "energy_se", "mu", "mu_se", "q", "mu_multiplier")}
+        attrs = provenance(kind="dmft", **self.config.estimator(), converged=self.converged,
+                           message=self.message, iterations=self.iterations, residual=self.residual,
+                           multiplier_gap=self.multiplier_gap, norm_error=self.norm_error,
+                           wall_seconds=self.wall_seconds, memory_bytes=self.memory_bytes)
+        return xr.Dataset(series, coords={"t": self.t}, attrs=attrs)
+
     def spectrum(self, times, atoms: int | None = None) -> list:
         """spectrum_summary (docs/theory.md §2) of the law :meth:`measure` (t, atoms) at each time."""
         from ..spectrum import spectrum_summary
