@@ -258,6 +258,10 @@ def _run_plot(args) -> int:
 
 # ---------------------------------------------------------------------------- dmft
 def _add_dmft(subparsers) -> None:
+    from .dmft import IMPORTANCE_SAMPLING_BELOW_Q0, config_default
+
+    q0, samples, dt_max, seed, stein_rcond = (config_default(k) for k in ("q0", "samples", "dt_max", "seed",
+                                                                            "stein_rcond"))
     p = subparsers.add_parser(
         "dmft", help="N -> infinity dynamics (DMFT) of gradient flow: energy, mu, q, lambda_iso in time",
         description="Dynamical mean-field theory of gradient flow on the sphere (docs/theory.md §5), "
@@ -265,16 +269,20 @@ def _add_dmft(subparsers) -> None:
                     "(yhat(t), y) is fed to the random-matrix core (§2).")
     p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
     p.add_argument("--t-max", type=number_arg, required=True, metavar="T", help="final time > 0")
-    p.add_argument("--q0", type=number_arg, default=0.0, metavar="Q",
-                   help="teacher overlap at t = 0, in [0, 1) (default 0: random start)")
-    p.add_argument("--samples", type=integer_arg("samples"), default=4000, metavar="S", help="Monte Carlo samples (even, default 4000)")
-    p.add_argument("--dt-max", type=number_arg, default=0.1, metavar="DT", help="largest time step (default 0.1)")
-    p.add_argument("--seed", type=integer_arg("seed"), default=0, help="seed of the common random numbers (default 0)")
-    p.add_argument("--y-scale", type=number_arg, default=None, metavar="SIGMA",
+    p.add_argument("--q0", type=number_arg, default=q0, metavar="Q",
+                   help=f"teacher overlap at t = 0, in [0, 1) (default {q0:g}: random start)")
+    p.add_argument("--samples", type=integer_arg("samples"), default=samples, metavar="S",
+                   help=f"Monte Carlo samples (even, default {samples})")
+    p.add_argument("--dt-max", type=number_arg, default=dt_max, metavar="DT",
+                   help=f"largest time step (default {dt_max:g})")
+    p.add_argument("--seed", type=integer_arg("seed"), default=seed,
+                   help=f"seed of the common random numbers (default {seed})")
+    p.add_argument("--y-scale", type=number_arg, default=config_default("y_scale"), metavar="SIGMA",
                    help="importance sampling of the label, y ~ N(0, SIGMA^2) (docs/theory.md eq. 5.27; "
-                        "default: the validated choice, 2 at q0 < 0.2 and 1 (plain) above)")
-    p.add_argument("--stein-rcond", type=number_arg, default=1e-3, metavar="R",
-                   help="Stein projection of the memory kernel (docs/theory.md 5.9; default 1e-3, "
+                        f"default: the validated choice, 2 at q0 < {IMPORTANCE_SAMPLING_BELOW_Q0:g} and 1 "
+                        "(plain) above)")
+    p.add_argument("--stein-rcond", type=number_arg, default=stein_rcond, metavar="R",
+                   help=f"Stein projection of the memory kernel (docs/theory.md 5.9; default {stein_rcond:g}, "
                         "validated; 0: off)")
     p.add_argument("--atoms", type=integer_arg("atoms"), default=None, metavar="M",
                    help="spectral columns for a system of M = alpha N measurements: M equal-weight atoms "
@@ -284,26 +292,28 @@ def _add_dmft(subparsers) -> None:
     p.set_defaults(handler=_run_dmft)
 
 
-def _run_dmft(args) -> int:
-    from .dmft import DMFTGrid, solve_dmft
+def _dmft_config(args):
+    """The :class:`theory.dmft.DMFTConfig` of the command line (validated there); the first
+    step is the config's dt0 unless --dt-max is smaller."""
+    from .dmft import DMFTConfig, DMFTGrid, config_default
 
-    if args.alpha <= 0:
-        raise InputError(f"alpha must be > 0, got {args.alpha:g}")
-    if args.t_max <= 0:
-        raise InputError(f"t-max must be > 0, got {args.t_max:g}")
-    if not 0 <= args.q0 < 1:
-        raise InputError(f"q0 must be in [0, 1), got {args.q0:g}")
-    if args.samples < 2 or args.samples % 2:
-        raise InputError(f"samples must be an even integer >= 2, got {args.samples}")
-    if args.dt_max <= 0:
+    if not args.dt_max > 0:
         raise InputError(f"dt-max must be > 0, got {args.dt_max:g}")
+    grid = None
+    if args.t_max > 0:
+        grid = DMFTGrid(args.t_max, dt0=min(config_default("dt0"), args.dt_max), dt_max=args.dt_max)
+    return DMFTConfig(args.alpha, args.t_max, args.q0, samples=args.samples, grid=grid, seed=args.seed,
+                      y_scale=args.y_scale, stein_rcond=args.stein_rcond or None)
+
+
+def _run_dmft(args) -> int:
+    from .dmft import solve_dmft
+
     if args.points < 1:
         raise InputError(f"points must be >= 1, got {args.points}")
     if args.atoms is not None and args.atoms < 2:
         raise InputError(f"atoms must be >= 2, got {args.atoms}")
-    grid = DMFTGrid(args.t_max, dt0=min(0.005, args.dt_max), dt_max=args.dt_max)
-    res = solve_dmft(args.alpha, args.t_max, args.q0, n_samples=args.samples, grid=grid, seed=args.seed,
-                     y_scale=args.y_scale, stein_rcond=args.stein_rcond or None, progress=not args.json)
+    res = solve_dmft(_dmft_config(args), progress=not args.json)
     times = np.unique(np.concatenate([[0.0], np.geomspace(min(0.01, args.t_max), args.t_max, args.points)]))
     rows = []
     atoms = res.n_samples if args.atoms is None else args.atoms   # DMFTResult.measure's default M
@@ -314,8 +324,7 @@ def _run_dmft(args) -> int:
                      "q": float(res.q[k]), "bulk_edge": summ.bulk_edge,
                      "lambda_iso": summ.isolated_eigenvalue, "overlap2": summ.overlap2,
                      "bbp_residual": summ.residuals.bbp})
-    y_scale = res.extra["y_scale"]
-    record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "atoms": atoms, "y_scale": y_scale,
+    record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "atoms": atoms, "y_scale": res.y_scale,
               "stein_rcond": args.stein_rcond,
               "steps": int(res.t.size - 1),
               "residual": res.residual, "converged": res.converged, "wall_seconds": res.wall_seconds,

@@ -1,5 +1,6 @@
-"""DMFT of gradient flow (theory/dmft.py, docs/theory.md §5): exact short-time limits,
-the prox step, the solver's invariants, the CLI. Slow: agreement with simulation."""
+"""DMFT of gradient flow (theory/dmft/, docs/theory.md §5): exact short-time limits,
+the prox step, the solver's invariants, its configuration and status, the CLI. Slow:
+agreement with simulation."""
 import dataclasses
 import json
 import math
@@ -9,9 +10,11 @@ import pytest
 
 from theory import dmft
 from theory.cli import main
-from theory.dmft import DMFTGrid, prox_quartic, solve_dmft, t0_limits
+from theory.dmft import DMFTConfig, DMFTGrid, solve_dmft, t0_limits
 from theory.errors import ConvergenceError, InputError, run_cli
 from theory.loss import QUARTIC
+
+prox_quartic = QUARTIC.prox_step      # the backward-Euler measurement step of the DMFT (eq. 5.14)
 
 
 # ---------------------------------------------------------------- exact t = 0 limits (eqs. 5.20-5.22)
@@ -124,7 +127,8 @@ def test_default_estimator_depends_on_the_start():
     grid = DMFTGrid(0.01, dt0=0.005, dt_max=0.005)
     assert solve_dmft(4.0, 0.01, n_samples=400, grid=grid).weights is not None
     warm = solve_dmft(4.0, 0.01, q0=0.3, n_samples=400, grid=grid)
-    assert warm.weights is None and warm.extra["y_scale"] == 1.0
+    assert warm.weights is None and warm.y_scale == 1.0
+    assert DMFTConfig(4.0, 1.0).y_scale == 2.0 and DMFTConfig(4.0, 1.0, 0.3).y_scale == 1.0
 
 
 def test_warm_start_initial_growth_of_q():
@@ -142,6 +146,17 @@ def test_measure_and_spectrum_at_positive_time(short_run):
     np.testing.assert_allclose(m.s, m.y)                            # q = 0: s = y
     (summ,) = short_run.spectrum([0.2])
     assert math.isfinite(summ.bulk_edge)
+
+
+def test_to_dataset_is_labelled_with_provenance(short_run, tmp_path):
+    from theory.io import load_netcdf, write_netcdf
+
+    ds = load_netcdf(write_netcdf(short_run.to_dataset(), tmp_path / "r.nc"))
+    np.testing.assert_array_equal(ds["t"].values, short_run.t)
+    np.testing.assert_array_equal(ds["energy"].values, short_run.energy)
+    a = ds.attrs
+    assert a["kind"] == "dmft" and a["seed"] == 3 and a["y_scale"] == 1.0 and a["stein_rcond"] == "none"
+    assert a["samples"] == 2000 and a["converged"] == 1 and a["grid_dt0"] == 0.002 and "package_version" in a
 
 
 # ---------------------------------------------------------------- importance sampling of y (eq. 5.27)
@@ -204,15 +219,6 @@ def test_importance_sampling_agrees_with_plain_sampling_at_early_times(is_run):
         assert abs(is_run.energy[k] - plain.energy[k]) < 4 * se + 0.02 * plain.energy[k]
 
 
-def test_label_cut_restricts_the_sample_and_keeps_t0_values():
-    r = solve_dmft(4.0, 0.02, n_samples=4000, grid=DMFTGrid(0.02, dt0=0.005, dt_max=0.005), seed=3,
-                   y_scale=2.0, y_cut=5.0)
-    assert np.max(np.abs(r.y)) <= 5.0 and np.mean(np.abs(r.y) > 3.0) > 0.1   # tail enriched, cut
-    lim = t0_limits(4.0)                                            # P(|y| > 5) = 6e-7: no visible bias
-    assert abs(r.energy[0] - lim["energy"]) < 4 * r.energy_se[0]
-    assert abs(r.mu[0] - lim["mu"]) < 4 * r.mu_se[0]
-
-
 @pytest.mark.parametrize("y_scale", [0.5, float("nan"), "2"])
 def test_bad_y_scale(y_scale):
     with pytest.raises(InputError, match="y_scale"):
@@ -226,10 +232,73 @@ def test_bad_input(kwargs):
         solve_dmft(**kwargs)
 
 
-def test_non_convergence_names_parameters(monkeypatch):
-    monkeypatch.setattr(dmft, "INNER_MAX_ITER", 1)
-    with pytest.raises(ConvergenceError, match="alpha=4"):
-        solve_dmft(4.0, 0.05, n_samples=200)
+def test_non_convergence_names_parameters_and_keeps_the_partial_solution():
+    cfg = DMFTConfig(4.0, 0.05, samples=200, inner_max_iter=1)
+    with pytest.raises(ConvergenceError, match="alpha=4") as info:
+        solve_dmft(cfg)
+    partial = info.value.result                     # strict: the partial result rides on the error
+    assert partial is not None and not partial.converged and partial.message == str(info.value)
+    assert partial.steps == 0 and partial.t.tolist() == [0.0]   # the first step already failed
+    assert partial.residual == math.inf
+
+
+@pytest.fixture(scope="module")
+def runaway():
+    # plain sampling at alpha = 6, S = 1000: the norm multiplier runs away at t ~ 0.1
+    # (docs/theory.md 5.5); strict=False returns the solution up to the last good step
+    cfg = DMFTConfig(6.0, 0.2, samples=1000, y_scale=1.0, stein_rcond=None)
+    return cfg, solve_dmft(cfg, strict=False)
+
+
+def test_failed_solution_is_a_value_cut_at_the_last_good_step(runaway):
+    cfg, r = runaway
+    assert not r.converged and "runaway" in r.message and "alpha=6" in r.message
+    full_grid = dmft.time_grid(cfg.grid)
+    assert 1 < r.steps < full_grid.size - 1
+    np.testing.assert_array_equal(r.t, full_grid[:r.steps + 1])
+    n = r.steps + 1
+    assert r.energy.shape == r.mu.shape == r.q.shape == (n,) and r.h.shape == (1000, n)
+    assert r.C.shape == r.R.shape == r.K.shape == (n, n)
+    assert np.all(np.isfinite(r.energy)) and np.all(np.isfinite(r.h))
+    # what is kept is the solution of the problem that stops at the last good time: the
+    # same samples marched over the same steps (computed independently, to rounding)
+    cut = solve_dmft(dataclasses.replace(cfg, t_max=float(r.t[-1]),
+                                         grid=DMFTGrid(float(r.t[-1]), cfg.grid.dt0, cfg.grid.dt_max)))
+    assert cut.converged
+    np.testing.assert_array_equal(cut.t, r.t)
+    for key in ("energy", "mu", "mu_multiplier", "C", "R", "h"):
+        np.testing.assert_allclose(getattr(r, key), getattr(cut, key), rtol=1e-9, atol=1e-12)
+    # strict (the default) raises with the same partial result attached
+    with pytest.raises(ConvergenceError, match="runaway") as info:
+        solve_dmft(cfg)
+    np.testing.assert_array_equal(info.value.result.energy, r.energy)
+
+
+def test_the_loss_comes_from_the_registry_and_needs_a_prox():
+    with pytest.raises(InputError, match="the DMFT needs the proximal map") as info:
+        solve_dmft(4.0, 0.1, n_samples=200, loss="amplitude")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError, match="unknown loss"):
+        solve_dmft(4.0, 0.1, n_samples=200, loss="nope")
+
+
+def test_config_and_legacy_call_are_the_same_solution():
+    grid = DMFTGrid(0.02, dt0=0.005, dt_max=0.005)
+    a = solve_dmft(4.0, 0.02, 0.1, n_samples=200, grid=grid, seed=7, stein_rcond=None)
+    b = solve_dmft(DMFTConfig(4.0, 0.02, q0=0.1, samples=200, grid=grid, seed=7, stein_rcond=None))
+    assert a.config == b.config and a.converged and a.message == ""
+    for key in ("energy", "mu", "q", "C", "R", "h", "K", "M_C"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    assert a.iterations > a.steps > 0
+    with pytest.raises(TypeError):
+        solve_dmft(b.config, 1.0)
+
+
+@pytest.mark.parametrize("kwargs", [dict(grid=DMFTGrid(2.0)), dict(stein_rcond=0.0), dict(dtype="int8"),
+                                    dict(inner_max_iter=0), dict(samples=2), dict(q0=-0.1)])
+def test_bad_config(kwargs):
+    with pytest.raises(InputError):
+        DMFTConfig(4.0, 1.0, **kwargs)
 
 
 def test_alpha_bbp_is_the_crossing_of_the_solutions_residuals():
@@ -270,11 +339,22 @@ def test_cli_bad_input_exit_2(argv, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def test_cli_non_convergence_exit_3(monkeypatch, capsys):
-    monkeypatch.setattr(dmft, "INNER_MAX_ITER", 1)
-    assert run_cli(main, ["dmft", "--alpha", "4", "--t-max", "0.05", "--samples", "200", "--json"]) == 3
+def test_cli_non_convergence_exit_3(capsys):
+    # the runaway of plain sampling at alpha = 6, S = 1000 (see ``runaway``)
+    assert run_cli(main, ["dmft", "--alpha", "6", "--t-max", "0.2", "--samples", "1000", "--y-scale", "1",
+                          "--stein-rcond", "0", "--json"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "did not converge" in err[0]
+    assert len(err) == 1 and "did not converge" in err[0] and "runaway" in err[0]
+
+
+def test_cli_defaults_are_the_configs():
+    from theory.cli import build_parser
+    from theory.dmft import config_default
+
+    args = build_parser().parse_args(["dmft", "--alpha", "4", "--t-max", "1"])
+    assert (args.q0, args.samples, args.seed, args.y_scale, args.stein_rcond, args.dt_max) == \
+        (config_default("q0"), config_default("samples"), config_default("seed"), None,
+         config_default("stein_rcond"), config_default("dt_max"))
 
 
 # ---------------------------------------------------------------- slow: against simulation

@@ -1,0 +1,194 @@
+"""The DMFT solution up to step k: the common random numbers of the Monte Carlo
+(docs/theory.md 5.5, eqs. 5.12 and 5.27) and the kernels and sample paths on the rows
+already solved (eqs. 5.13-5.18).
+
+:class:`DMFTSamples` is drawn once from the seed and never changes. :class:`DMFTState`
+holds rows 0..k of every kernel and path; rows > k are zero. The time step
+(:mod:`theory.dmft.step`) reads the state and returns row k + 1; the driver
+(:mod:`theory.dmft.solve`) stores it with :meth:`DMFTState.store`. The arrays are
+allocated once for the whole grid (the per-sample response alone is S (n+1)^2 numbers)
+and filled row by row.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..loss import Loss
+from .config import DMFTConfig
+from .grid import time_grid
+
+__all__ = ["DMFTSamples", "DMFTState", "draw_samples", "initial_state"]
+
+
+@dataclass(frozen=True, eq=False)
+class DMFTSamples:
+    """Common random numbers of one DMFT solution (fixed by the seed).
+
+    Attributes
+    ----------
+    y : (S,) labels, antithetic pairs (y, -y), drawn from N(0, y_scale^2) (eq. 5.27)
+    z0 : (S,) t = 0 cavity field in units of sqrt(1 - q0^2), antithetic pairs
+    weights : (S,) importance weights phi(y) / phi_{y_scale}(y), normalised to mean 1 (eq. 5.27)
+    eta : (S/2, S/2) noise couplings sqrt(alpha / P) eta_{s s'} with eta_ss = 0, P = S/2 - 1 (eq. 5.12)
+    sqrt_w : (S/2,) square roots of the weights of the first half (the noise partners)
+    """
+
+    y: np.ndarray
+    z0: np.ndarray
+    weights: np.ndarray
+    eta: np.ndarray
+    sqrt_w: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.y.size)
+
+    def mean(self, f: np.ndarray) -> float:
+        """Weighted Monte Carlo average E[f] = mean(w f) over the samples."""
+        return float(np.mean(self.weights * f))
+
+    def noise(self, v: np.ndarray) -> np.ndarray:
+        """Noise paths xi_s = sqrt(alpha / P) sum_{s'} eta_{s s'} sqrt(w_s') V'_{s'} (eq. 5.12)
+        from the V' values ``v`` of all samples: Gaussian, given the partners, with their
+        empirical M_C; the second half is the antithetic -xi."""
+        half = self.sqrt_w.size
+        xi = self.eta @ (self.sqrt_w * v[:half])
+        return np.concatenate([xi, -xi])
+
+
+def _sobol_normal_pairs(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n pairs of independent standard normals from a scrambled 2-d Sobol sequence.
+
+    The t = 0 averages (polynomials of y and z0) then have errors far below the
+    1/sqrt(n) of plain Monte Carlo; the later Monte Carlo noise comes from eta (eq. 5.12).
+    """
+    import warnings
+
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+
+    with warnings.catch_warnings():          # n need not be a power of 2
+        warnings.simplefilter("ignore")
+        u = qmc.Sobol(d=2, scramble=True, seed=rng).random(n)
+    u = np.clip(u, 0.5 / n / 64, 1 - 0.5 / n / 64)
+    return ndtri(u[:, 0]), ndtri(u[:, 1])
+
+
+def draw_samples(config: DMFTConfig) -> DMFTSamples:
+    """The common random numbers of ``config``: (y, z0) from a scrambled Sobol sequence,
+    y scaled by y_scale with its importance weight (eq. 5.27), the dense noise couplings
+    (eq. 5.12), antithetic pairs (y, g) / (-y, -g) (the W -> -W symmetry)."""
+    rng = np.random.default_rng(config.seed)
+    half = config.samples // 2
+    y, z0 = _sobol_normal_pairs(rng, half)   # quasi-random: the t = 0 averages are nearly exact
+    y = y * config.y_scale
+    wt = np.exp(-0.5 * y * y * (1.0 - 1.0 / config.y_scale ** 2))
+    wt = np.concatenate([wt, wt]) / wt.mean()
+    sqrt_w = np.sqrt(wt[:half])
+    # the partners of sample s are the other samples of the first half, never s itself
+    partners = half - 1
+    eta = rng.standard_normal((half, half))
+    np.fill_diagonal(eta, 0.0)
+    eta *= math.sqrt(config.alpha / partners)
+    return DMFTSamples(y=np.concatenate([y, -y]), z0=np.concatenate([z0, -z0]), weights=wt, eta=eta,
+                       sqrt_w=sqrt_w)
+
+
+@dataclass(eq=False)
+class DMFTState:
+    """Rows 0..k of the DMFT kernels and sample paths (docs/theory.md 5.4-5.5).
+
+    Attributes
+    ----------
+    config : DMFTConfig
+    samples : DMFTSamples
+    t, dts : (n+1,) grid times and steps (dts[0] = 0, dts[k] = t_k - t_{k-1})
+    k : int, last row solved (0 after :func:`initial_state`)
+    C : (n+1, n+1) C_perp(t_k, t_j), symmetric
+    R : (n+1, n+1) response R(t_k, t_j), lower triangular
+    K : (n+1, n+1) memory kernel alpha E[D_k J_kj] (eq. 5.16), K[k, k] the equal-time part
+    M_C : (n+1, n+1) noise kernel alpha E[V'_k V'_j] (eq. 5.11), symmetric
+    q, mu_multiplier : (n+1,) teacher overlap and norm multiplier (eq. 5.18)
+    xi : (S, n+1) weight-side noise paths (eq. 5.12)
+    h, g, dV : (S, n+1) effective prediction h(t_k), cavity field g(t_k) (eq. 5.17) and V'(h_k, y)
+    B : (n+1, S, n+1) B[j, s, l] = dt_j D_j J_jl, the per-sample response (eq. 5.16)
+    residual : largest last change of a kernel row over the rows solved
+    multiplier_gap : largest |mu_multiplier - alpha E[V'h]| over the rows solved
+    iterations : inner fixed-point iterations (eq. 5.19) over the rows solved
+    """
+
+    config: DMFTConfig
+    samples: DMFTSamples
+    t: np.ndarray
+    dts: np.ndarray
+    C: np.ndarray
+    R: np.ndarray
+    K: np.ndarray
+    M_C: np.ndarray
+    q: np.ndarray
+    mu_multiplier: np.ndarray
+    xi: np.ndarray
+    h: np.ndarray
+    g: np.ndarray
+    dV: np.ndarray
+    B: np.ndarray
+    k: int = 0
+    residual: float = 0.0
+    multiplier_gap: float = 0.0
+    iterations: int = 0
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.t.size - 1)
+
+    def store(self, row) -> None:
+        """Write row k + 1 (a :class:`theory.dmft.step.StepRow`) into the kernels and paths."""
+        k = row.k
+        assert k == self.k + 1, (k, self.k)
+        dt = self.dts[k]
+        self.K[k, :k] = row.K_row
+        self.K[k, k] = row.K_kk
+        self.M_C[k, :k + 1] = row.M_C_row
+        self.M_C[:k + 1, k] = row.M_C_row
+        self.R[k, :k + 1] = row.R_row
+        self.C[k, :k + 1] = row.C_row
+        self.C[:k + 1, k] = row.C_row
+        self.xi[:, k] = row.xi
+        self.q[k] = row.q
+        self.mu_multiplier[k] = row.mu_multiplier
+        self.h[:, k] = row.h
+        self.g[:, k] = row.g
+        self.dV[:, k] = row.dV
+        self.B[k, :, :k] = (dt * row.D[:, None] * row.J).astype(self.B.dtype, copy=False)
+        self.B[k, :, k] = dt * row.D * row.J_kk
+        self.k = k
+        self.residual = max(self.residual, row.residual)
+        self.multiplier_gap = max(self.multiplier_gap, row.multiplier_gap)
+        self.iterations += row.iterations
+
+
+def initial_state(config: DMFTConfig, loss: Loss, samples: DMFTSamples | None = None) -> DMFTState:
+    """The state at t = 0 (row 0 of eq. 5.13): C_perp = 1 - q0^2, R = 1, q = q0,
+    h = q0 y + sqrt(1 - q0^2) z0, M_C and the multiplier from the samples."""
+    samples = draw_samples(config) if samples is None else samples
+    t = time_grid(config.grid)
+    n, S = t.size - 1, samples.size
+    y, z0 = samples.y, samples.z0
+    state = DMFTState(config=config, samples=samples, t=t, dts=np.diff(t, prepend=0.0),
+                      C=np.zeros((n + 1, n + 1)), R=np.zeros((n + 1, n + 1)), K=np.zeros((n + 1, n + 1)),
+                      M_C=np.zeros((n + 1, n + 1)), q=np.zeros(n + 1), mu_multiplier=np.zeros(n + 1),
+                      xi=np.zeros((S, n + 1)), h=np.zeros((S, n + 1)), g=np.zeros((S, n + 1)),
+                      dV=np.zeros((S, n + 1)), B=np.zeros((n + 1, S, n + 1), dtype=np.dtype(config.dtype)))
+    q0 = config.q0
+    state.C[0, 0] = 1.0 - q0 * q0
+    state.R[0, 0] = 1.0
+    state.q[0] = q0
+    state.h[:, 0] = q0 * y + math.sqrt(state.C[0, 0]) * z0
+    state.g[:, 0] = math.sqrt(state.C[0, 0]) * z0
+    state.dV[:, 0] = loss.dV(state.h[:, 0], y)
+    state.M_C[0, 0] = config.alpha * samples.mean(state.dV[:, 0] ** 2)
+    state.mu_multiplier[0] = config.alpha * samples.mean(state.dV[:, 0] * state.h[:, 0])
+    return state
