@@ -23,10 +23,10 @@ import json
 
 import numpy as np
 
-from simulation.tracking import split_theory
 from theory.dmft import DMFTGrid, default_y_scale, solve_dmft
 from theory.errors import ConvergenceError
-from theory.io import atomic_write_text
+from theory.finite_m import split_theory
+from theory.io import atomic_write_text, provenance
 from theory.spectrum import bbp_threshold, spectrum_summary
 
 ALPHAS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0)
@@ -148,6 +148,9 @@ def main(argv=None) -> dict:
                                           alpha_bbp_split=split_a)
     record = dict(samples=a.samples, seed=a.seed, q0=a.q0, n=a.n, atoms=a.atoms, draws=a.draws, y_scale=y_scale,
                   stein_rcond=a.stein_rcond, times=times, alphas=alphas, energy=energy, by_size=by_size)
+    record["provenance"] = provenance(script="benchmarks/dmft_bbp_in_time.py", samples=a.samples, seed=a.seed,
+                                      q0=a.q0, n=a.n, atoms=a.atoms, draws=a.draws, y_scale=y_scale,
+                                      stein_rcond=a.stein_rcond)
     if a.json:
         atomic_write_text(a.json, json.dumps(record, indent=1))
     if a.figure:

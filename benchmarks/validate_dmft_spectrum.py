@@ -6,7 +6,7 @@ sees M atoms of it: ``DMFTResult.measure(t, atoms=M, seed=d)`` draws them indepe
 (eq. 5.30), ``--draws`` systems per DMFT seed, so that the extreme labels fluctuate as over
 real data sets (§4.1) and the averages compare with averages over simulated starts. Its random-matrix prediction (bulk edge, isolated eigenvalue toward e and its
 overlap^2; full law and with extreme atoms split off, §4.2) is compared at each time with
-gradient flows at the same N and alpha (``simulation.tracking.track``: the lowest Lanczos
+gradient flows at the same N and alpha (``experiments.tracking.track``: the lowest Lanczos
 eigenpairs of the tangent Hessian, and the core on the state's own empirical law).
 
 Every simulated start and DMFT seed is cached as JSON in ``--cache``, so the script resumes
@@ -24,27 +24,33 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.tracking import track
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator
-from simulation.tracking import split_theory, track
 from theory.dmft import DMFTGrid, default_y_scale, solve_dmft
 from theory.errors import ConvergenceError
-from theory.io import atomic_write_text, json_ready
+from theory.finite_m import split_theory
+from theory.io import atomic_write_text, json_ready, provenance
 from theory.spectrum import spectrum_summary
 
 TIMES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 def simulated_start(alpha, n, b, times, k, rtol, cache: Path) -> list[dict]:
-    """TrackPoint dicts of start b (data seed 1000 + b, start seed 2000 + b, as validate_dmft)."""
+    """TrackPoint dicts of start b (data seed 1000 + b, start seed 2000 + b, as validate_dmft).
+
+    The cache file holds {"provenance", "points"} (older caches: the list of points alone)."""
     path = cache / f"track_a{alpha:g}_n{n}_k{k}_rtol{rtol:g}_t{'-'.join(f'{t:g}' for t in times)}_start{b}.json"
     if not path.exists():
         problem = make_problem(n, alpha, seed=1000 + b)
         res = track(problem, random_starts(n, 1, 2000 + b)[:, 0], times, k=k,
                     integrator=Integrator(rtol=rtol, atol=rtol / 100))
-        atomic_write_text(path, json.dumps([p.to_dict() for p in res.points]))
+        prov = provenance(experiment="experiments.tracking.track", n=n, alpha=alpha, data_seed=1000 + b,
+                          start_seed=2000 + b, times=list(times), k=k, rtol=rtol, atol=rtol / 100)
+        atomic_write_text(path, json.dumps({"provenance": prov, "points": [p.to_dict() for p in res.points]}))
         print(f"start {b}: {res.wall_seconds:.0f} s", flush=True)
-    return json.loads(path.read_text())
+    cached = json.loads(path.read_text())
+    return cached["points"] if isinstance(cached, dict) else cached
 
 
 def dmft_seed(alpha, n, seed, times, samples, y_scale, draws, cache: Path) -> list[list[dict]] | None:
@@ -70,7 +76,10 @@ def dmft_seed(alpha, n, seed, times, samples, y_scale, draws, cache: Path) -> li
                                  n_split=split.n_split, edge_split=split.summary.bulk_edge,
                                  iso_split=split.summary.isolated_eigenvalue, overlap2_split=split.summary.overlap2,
                                  lowest_outlier=min(split.outliers, default=None)))
-            atomic_write_text(path, json.dumps(json_ready({"rows": rows, "wall_seconds": r.wall_seconds})))
+            prov = provenance(solver="theory.dmft.solve_dmft", alpha=alpha, n=n, seed=seed, times=list(times),
+                              samples=samples, y_scale=y_scale, draws=draws, dt_max=0.05)
+            atomic_write_text(path, json.dumps(json_ready({"rows": rows, "wall_seconds": r.wall_seconds,
+                                                           "provenance": prov})))
             print(f"DMFT seed {seed}: {r.wall_seconds:.0f} s", flush=True)
     d = json.loads(path.read_text())
     return None if "failed" in d else d["rows"]
@@ -147,7 +156,11 @@ def main():
         print(f"{t:5.2f} | {' '.join(cells[:3])} | {cells[3]:>19} {cells[4]} | {' '.join(cells[5:])}", flush=True)
     if a.json:
         atomic_write_text(a.json, json.dumps(json_ready(dict(args={k: str(v) for k, v in vars(a).items()},
-                                                             y_scale=y_scale, systems=len(used), rows=table)),
+                                                             y_scale=y_scale, systems=len(used), rows=table,
+                                                             provenance=provenance(
+                                                                 script="benchmarks/validate_dmft_spectrum.py",
+                                                                 **{k: str(v) if isinstance(v, Path) else v
+                                                                    for k, v in vars(a).items()}))),
                                              indent=1))
 
 

@@ -20,7 +20,6 @@ from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_e
 from .state import load_state, save_state
 from .plot import add_plot_parser, cmd_plot
 from .sweep import add_sweep_parser, cmd_sweep
-from .tracking import add_track_parser, cmd_track
 
 
 def _add_run(sub) -> None:
@@ -146,7 +145,6 @@ SUBCOMMANDS = [
     ("hessian", _add_hessian, cmd_hessian),
     ("sweep", add_sweep_parser, cmd_sweep),
     ("plot", add_plot_parser, cmd_plot),
-    ("track", add_track_parser, cmd_track),
 ]
 
 

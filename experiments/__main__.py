@@ -1,0 +1,4 @@
+"""``python -m experiments``: see :mod:`experiments.cli`."""
+from .cli import entry
+
+raise SystemExit(entry())
