@@ -1,4 +1,7 @@
 """``python -m experiments``: see :mod:`experiments.cli`."""
 from .cli import entry
 
-raise SystemExit(entry())
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    raise SystemExit(entry())

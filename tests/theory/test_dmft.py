@@ -424,7 +424,8 @@ def test_spectrum_of_the_dmft_law_against_lanczos_along_the_flow():
     3 combined standard errors. ~1.5 min."""
     from simulation.data import make_problem, random_starts
     from simulation.flow import Integrator
-    from simulation.tracking import split_theory, track
+    from experiments.tracking import track
+    from theory.finite_m import split_theory
     from theory.spectrum import spectrum_summary
 
     n, alpha, times = 2000, 6.0, (0.05, 0.1)
