@@ -229,7 +229,8 @@ def rkc_max_step(s: int, rho: np.ndarray) -> np.ndarray:
     return ((s - 1) ** 2 - 1.0) / (1.54 * rho)
 
 
-def spectral_radius(problem, W, point, loss, V0=None, iterations=8):
+def spectral_radius(problem: Problem, W: np.ndarray, point: LandscapePoint, loss: Loss,
+                    V0: np.ndarray | None = None, iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Largest |eigenvalue| of the tangent Hessian per replica, by batched power iteration
     on the Hessian-vector product (one HVP per iteration covers all replicas).
 
