@@ -6,7 +6,8 @@ there). Two stages, both reproducible (fixed seeds), run by hand (minutes to hou
 1. ``simulate``: gradient flow (float32, adaptive RKC, rtol 1e-5, t_max 2000) from random
    starts at each (N, alpha) of the plan, under the ``free`` protocol or the ``orthogonal``
    one (the flow restricted to W orthogonal to W*, ``run_dynamics(protocol=...)``); one
-   ``.npz`` per point in ``--out`` (atomic, with provenance); finished points are skipped.
+   labelled netCDF file per point in ``--out`` (atomic, provenance in its attrs); finished
+   points (also the ``.npz`` files of older runs) are skipped.
 2. ``compare``: the theory of every closure against the stored states; prints a table (or
    ``--json``) and writes ``--figure`` (PNG).
 

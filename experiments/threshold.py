@@ -6,15 +6,17 @@ Two stages, both reproducible (fixed seeds, :func:`point_seed`):
    rtol 1e-5, t_max 2000) from random starts at each (N, alpha) of the plan; every replica
    that ends "trapped" is kept with its energy, overlap q, mu, the empirical law of
    (yhat, y), the lowest tangent-Hessian eigenvalues (Lanczos, k = 4) and, for N <= 1000,
-   the full spectrum. One ``.npz`` per point (atomic, with a ``provenance`` JSON entry);
-   finished points are skipped on a rerun. Two protocols (``simulation.protocols``):
+   the full spectrum. One labelled netCDF file per point (:func:`point_dataset`, atomic,
+   provenance in its attrs); finished points (netCDF, or ``.npz`` of the older layout) are
+   skipped on a rerun. Two protocols (``simulation.protocols``):
    ``free``, the plain flow (at alpha >= 6 and N >= 1000 it almost always succeeds, the
    finite-N escape of docs/validation.md, so trapped states are rare there), and
    ``orthogonal``, the flow restricted exactly to W orthogonal to W* (q = 0), whose
    stationary states are the spurious minima seen with the signal direction switched off,
    the object of the threshold theory. Every probe (laws, Hessian) uses the original X, so
    the lowest eigenvalue is that of the full tangent Hessian and may be negative (a BBP
-   direction toward the signal). Point files ``n{N}_a{alpha}.npz`` / ``n{N}_a{alpha}_orth.npz``.
+   direction toward the signal). Point files ``n{N}_a{alpha}.nc`` / ``n{N}_a{alpha}_orth.nc``
+   (older runs: the same names with ``.npz``, read by :func:`load_points` too).
 2. :func:`compare`: the theory of every closure against the states: energies per N and
    extrapolated in N (:func:`extrapolate`), mu, the bulk edge against the lowest
    eigenvalues (:func:`own_law_edge`, :func:`finite_m_edge`), Kolmogorov distances between
@@ -35,7 +37,7 @@ from simulation.protocols import PROTOCOLS, check_protocol
 from theory.statistics import kolmogorov_distance
 
 __all__ = ["PLAN", "PLAN_ORTHOGONAL", "PROTOCOLS", "SEED", "RTOL", "point_path", "point_seed", "simulate_point",
-           "simulate", "load_points", "compare", "format_comparison", "own_law_edge", "finite_m_edge",
+           "point_dataset", "point_record", "simulate", "load_points", "compare", "format_comparison", "own_law_edge", "finite_m_edge",
            "density_comparison", "extrapolate", "plot"]
 
 #: (N, alphas, replicas); replicas share one data set per point (fresh data across points)
@@ -60,9 +62,10 @@ RTOL = 1e-5
 Plan = Sequence[tuple[int, Sequence[float], int]]
 
 
-def point_path(out: Path, n: int, alpha: float, protocol: str = "free") -> Path:
-    """The point file of (N, alpha, protocol) in the folder ``out``."""
-    return out / (f"n{n}_a{alpha:g}.npz" if protocol == "free" else f"n{n}_a{alpha:g}_orth.npz")
+def point_path(out: Path, n: int, alpha: float, protocol: str = "free", suffix: str = ".nc") -> Path:
+    """The point file of (N, alpha, protocol) in the folder ``out`` (``suffix=".npz"``: the
+    older layout)."""
+    return out / ((f"n{n}_a{alpha:g}" if protocol == "free" else f"n{n}_a{alpha:g}_orth") + suffix)
 
 
 def point_seed(n: int, alpha: float, protocol: str = "free") -> int:
@@ -111,13 +114,53 @@ def simulate_point(n: int, alpha: float, reps: int, t_max: float = 2000.0, proto
     return out
 
 
+#: per-point arrays of a record and their netCDF dimensions
+_POINT_DIMS = {
+    "status": ("replica",), "energy": ("replica",), "q": ("replica",), "mu": ("replica",),
+    "stop_time": ("replica",), "trapped": ("state",), "laws": ("state", "field", "measurement"),
+    "lowest": ("state", "level"), "lowest_overlap2": ("state", "level"), "spectra": ("spectrum_state", "eigenvalue"),
+}
+_POINT_LONG_NAMES = {
+    "status": "stop rule of each replica: success | trapped | timeout",
+    "energy": "energy per dimension e = L/N at the stop (eq. 1.1)",
+    "q": "teacher overlap <W, W*>/N at the stop", "mu": "Lagrange multiplier at the stop (eq. 1.3)",
+    "stop_time": "flow time at the stop", "trapped": "indices of the replicas that ended trapped",
+    "laws": "empirical law of the trapped states: field yhat = <x_m, W>, y = <x_m, W*>",
+    "lowest": "lowest eigenvalues of the tangent Hessian (eq. 1.6), Lanczos",
+    "lowest_overlap2": "squared overlaps of those eigenvectors with e (eq. 1.7)",
+    "spectra": "full tangent-Hessian spectrum of each trapped state (N <= 1000 only)",
+}
+_POINT_SCALARS = ("n", "alpha", "seed", "protocol", "wall_seconds")
+
+
+def point_dataset(rec: dict, attrs: dict | None = None):
+    """A :func:`simulate_point` record as a labelled ``xarray.Dataset`` (arrays with named
+    dimensions; the scalars n, alpha, seed, protocol, wall_seconds and ``attrs``, e.g.
+    theory.io.provenance, as attributes). :func:`point_record` inverts it."""
+    import xarray as xr
+
+    data = {k: (_POINT_DIMS[k], np.asarray(rec[k], dtype=object if k == "status" else None),
+                {"long_name": _POINT_LONG_NAMES[k]}) for k in _POINT_DIMS}
+    scalars = {k: (rec[k].item() if isinstance(rec[k], np.ndarray) else rec[k]) for k in _POINT_SCALARS if k in rec}
+    return xr.Dataset(data, coords={"field": ["yhat", "y"]}, attrs={**(attrs or {}), **scalars})
+
+
+def point_record(ds) -> dict:
+    """The record dict (the arrays of :func:`simulate_point`) of a point dataset."""
+    rec = {k: ds[k].values for k in _POINT_DIMS}
+    rec["status"] = rec["status"].astype(str)
+    rec.update({k: ds.attrs[k] for k in _POINT_SCALARS if k in ds.attrs})
+    rec["provenance"] = dict(ds.attrs)
+    return rec
+
+
 def simulate(out: Path, protocol: str = "free", sizes: Iterable[int] | None = None, plan: Plan | None = None,
              t_max: float = 2000.0, log=print) -> list[Path]:
     """Run the points of ``plan`` (default :data:`PLAN` / :data:`PLAN_ORTHOGONAL`) not yet in
-    ``out``, one file each (atomic), with a ``provenance`` entry (theory.io.provenance as
-    JSON: package version, time, N, alpha, replicas, seed, protocol, t_max, rtol, dtype).
-    Returns the paths written."""
-    from theory.io import atomic_savez, provenance
+    ``out`` (as netCDF or as an older ``.npz``), one netCDF file each (atomic) with the
+    provenance in its attrs (theory.io.provenance: package version, time, N, alpha,
+    replicas, seed, protocol, t_max, rtol, dtype). Returns the paths written."""
+    from theory.io import provenance, write_netcdf
 
     check_protocol(protocol)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,14 +172,14 @@ def simulate(out: Path, protocol: str = "free", sizes: Iterable[int] | None = No
             continue
         for alpha in alphas:
             path = point_path(out, n, alpha, protocol)
-            if path.exists():
+            if path.exists() or point_path(out, n, alpha, protocol, ".npz").exists():
                 continue
             t0 = time.time()
             rec = simulate_point(n, alpha, reps, t_max=t_max, protocol=protocol)
             rec["wall_seconds"] = time.time() - t0
             prov = provenance(n=n, alpha=alpha, replicas=reps, seed=rec["seed"], protocol=protocol, t_max=t_max,
                               rtol=RTOL, dtype="float32", experiment="experiments.threshold.simulate_point")
-            atomic_savez(path, provenance=np.str_(json.dumps(prov, sort_keys=True)), **rec)
+            write_netcdf(point_dataset(rec, prov), path)
             written.append(path)
             e_tr = rec["energy"][rec["trapped"]]
             log(f"[{protocol}] N={n} alpha={alpha:g}: {len(rec['trapped'])}/{reps} trapped, e={np.round(e_tr, 4).tolist()} "
@@ -145,13 +188,23 @@ def simulate(out: Path, protocol: str = "free", sizes: Iterable[int] | None = No
 
 
 def load_points(states: Path) -> list[dict]:
-    """The point files ``n*_a*.npz`` of a folder, as dicts of arrays, sorted by name; files
-    written before the protocol or the provenance were stored read as "free" without one."""
-    points = [dict(np.load(p, allow_pickle=False)) for p in sorted(states.glob("n*_a*.npz"))]
-    for p in points:
+    """The point files of a folder as record dicts, sorted by name: netCDF ``n*_a*.nc``
+    (:func:`point_record`, with their ``provenance``) and the older ``n*_a*.npz`` where no
+    netCDF file of the same point exists (files without a protocol read as "free", no
+    provenance)."""
+    from theory.io import load_netcdf
+
+    files = {p.stem: p for p in states.glob("n*_a*.npz")}
+    files.update({p.stem: p for p in states.glob("n*_a*.nc")})
+    points = []
+    for stem in sorted(files, key=lambda stem: stem + ".npz"):  # the order of the older layout
+        path = files[stem]
+        if path.suffix == ".nc":
+            p = point_record(load_netcdf(path, kind="point file"))
+        else:
+            p = dict(np.load(path, allow_pickle=False))
         p["protocol"] = str(p.get("protocol", "free"))
-        if "provenance" in p:
-            p["provenance"] = json.loads(str(p["provenance"]))
+        points.append(p)
     return points
 
 

@@ -23,8 +23,8 @@ def points():
 def test_point_seed_and_path(tmp_path):
     assert thr.point_seed(500, 4.0) == thr.SEED + 40_000 + 500
     assert thr.point_seed(500, 4.0, "orthogonal") == thr.point_seed(500, 4.0) + 7
-    assert thr.point_path(tmp_path, 500, 4.0).name == "n500_a4.npz"
-    assert thr.point_path(tmp_path, 500, 4.5, "orthogonal").name == "n500_a4.5_orth.npz"
+    assert thr.point_path(tmp_path, 500, 4.0).name == "n500_a4.nc"
+    assert thr.point_path(tmp_path, 500, 4.5, "orthogonal", ".npz").name == "n500_a4.5_orth.npz"
     with pytest.raises(InputError):
         thr.point_seed(500, 4.0, "diagonal")
 
@@ -51,7 +51,7 @@ def test_simulate_writes_provenance_and_resumes(tmp_path):
     plan = [(30, (3.0,), 2)]
     logged = []
     written = thr.simulate(tmp_path, "orthogonal", plan=plan, t_max=50.0, log=logged.append)
-    assert [p.name for p in written] == ["n30_a3_orth.npz"] and len(logged) == 1
+    assert [p.name for p in written] == ["n30_a3_orth.nc"] and len(logged) == 1
     assert thr.simulate(tmp_path, "orthogonal", plan=plan, t_max=50.0, log=logged.append) == []
     # a file of the older layout (no protocol, no provenance) is read as free
     np.savez(tmp_path / "n30_a3.npz", n=30, alpha=3.0, status=np.array(["timeout"]), trapped=np.zeros(0, int))
@@ -60,6 +60,28 @@ def test_simulate_writes_provenance_and_resumes(tmp_path):
     prov = pts[1]["provenance"]
     assert prov["protocol"] == "orthogonal" and prov["n"] == 30 and prov["seed"] == thr.point_seed(30, 3.0, "orthogonal")
     assert "package_version" in prov and prov["t_max"] == 50.0
+    # an older .npz of a point counts as done
+    np.savez(tmp_path / "n30_a4.npz", n=30, alpha=4.0, status=np.array(["timeout"]), trapped=np.zeros(0, int))
+    assert thr.simulate(tmp_path, "free", plan=[(30, (4.0,), 2)], t_max=50.0, log=logged.append) == []
+
+
+def test_point_dataset_round_trip(points, tmp_path):
+    """Every array of a record survives the labelled file bit for bit (also with no trapped
+    state: zero-length dimensions)."""
+    from theory.io import load_netcdf, write_netcdf
+
+    recs = dict(points)
+    empty = dict(points["free"])
+    empty.update(trapped=np.zeros(0, int), laws=np.zeros((0, 2, 160)), lowest=np.zeros((0, 4)),
+                 lowest_overlap2=np.zeros((0, 4)), spectra=np.zeros((0, N - 1)))
+    recs["empty"] = empty
+    for name, rec in recs.items():
+        write_netcdf(thr.point_dataset(rec, {"package_version": "x"}), tmp_path / f"{name}.nc")
+        back = thr.point_record(load_netcdf(tmp_path / f"{name}.nc"))
+        for k, v in rec.items():
+            assert np.array_equal(np.asarray(back[k]), np.asarray(v)), k
+            assert np.asarray(back[k]).dtype.kind == np.asarray(v).dtype.kind, k
+        assert back["provenance"]["package_version"] == "x"
 
 
 def test_extrapolate_recovers_a_known_law():
@@ -88,7 +110,7 @@ def test_finite_m_edge_is_the_own_law_edge_of_a_sample():
 
 def test_compare_and_table(points, tmp_path):
     for proto, rec in points.items():
-        np.savez(thr.point_path(tmp_path, N, ALPHA, proto), **rec)
+        np.savez(thr.point_path(tmp_path, N, ALPHA, proto, ".npz"), **rec)
     res = thr.compare(thr.load_points(tmp_path), grid_points=50, finite_m_samples=1)
     assert {r["protocol"] for r in res["simulation"]} == {"free", "orthogonal"}
     for r in res["simulation"]:
