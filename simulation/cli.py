@@ -6,6 +6,7 @@ Bad input gives one line on stderr and exit status 2 (theory.errors.run_cli).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
@@ -14,18 +15,21 @@ import numpy as np
 from theory.errors import InputError, OneLineArgumentParser, run_cli
 from theory.io import integer_arg, load_npz, number_arg
 
-from .data import make_problem, problem_from_arrays, random_starts, resolve_dtype
-from .flow import Integrator, StopRules, run_dynamics
+from .data import Problem, make_problem, problem_from_arrays, random_starts, resolve_dtype, warm_start
+from .flow import PROTOCOLS, Integrator, StopRules, run_dynamics
 from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
 from .state import load_state, save_state
 from .plot import add_plot_parser, cmd_plot
 from .sweep import add_sweep_parser, cmd_sweep
 
+__all__ = ["SUBCOMMANDS", "build_parser", "main", "entry", "cmd_run", "cmd_hessian", "run_starts"]
+
 
 def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run B replicas of gradient flow (or GD) on one data set",
-                       description="Run B replicas from random starts on one data set drawn from the "
-                                   "seed, each to its stop rule (success |q|>=0.999, trapped, timeout).")
+                       description="Run B replicas from random starts (or warm starts at overlap --q0) "
+                                   "on one data set drawn from the seed, each to its stop rule (success "
+                                   "|q|>=0.999, trapped, timeout).")
     r.add_argument("--n", type=integer_arg("N"), default=500, help="dimension N (default 500)")
     r.add_argument("--alpha", type=number_arg, default=6.0, help="ratio M/N (default 6)")
     r.add_argument("--replicas", type=integer_arg("replicas"), default=16, help="number of starts B (default 16)")
@@ -37,6 +41,11 @@ def _add_run(sub) -> None:
     r.add_argument("--grad-tol", type=number_arg, default=None, help="trapped when rms gradient <= this (default 1e-8; 1e-4 in float32)")
     r.add_argument("--dtype", default="float64", help="float64 (default) or float32")
     r.add_argument("--loss", default="quartic", help="loss name (default quartic)")
+    r.add_argument("--protocol", choices=PROTOCOLS, default="free",
+                   help="free flow (default) or the flow restricted to W orthogonal to W* (q = 0)")
+    r.add_argument("--q0", type=number_arg, default=None,
+                   help="warm starts with teacher overlap exactly q0; replica b uses the start seed "
+                        "seed + b (default: random starts, replica b = column b of the seed's starts)")
     r.add_argument("--data", default=None, help=".npz with your own X (M,N), y (M,) and optional w_star")
     r.add_argument("--save", default=None, help="write the final states to this .npz state file")
     r.add_argument("--json", action="store_true", help="print JSON only")
@@ -59,22 +68,41 @@ def _load_data(path):
     return problem_from_arrays(a["X"], a["y"], a.get("w_star"))
 
 
-def cmd_run(args) -> int:
+def run_starts(problem: Problem, replicas: int, seed: int, q0: float | None = None) -> np.ndarray:
+    """The (N, B) starts of ``run``, in the problem's dtype.
+
+    Without q0: ``random_starts(N, B, seed)`` (replica b is column b of the seed's start
+    stream). With q0: replica b is ``warm_start(problem, q0, seed + b)``, overlap exactly q0
+    with W* (so replica 0 mixes in the same random vector as the random start of replica 0,
+    and ``--seed 2000`` gives the warm starts of benchmarks/validate_dmft.py, start seeds
+    2000 + b). Needs the teacher (InputError otherwise).
+    """
+    if q0 is None:
+        return random_starts(problem.n, replicas, seed, problem.dtype)
+    if problem.w_star is None:
+        raise InputError("--q0 needs the teacher W*: the data file has no w_star")
+    return np.concatenate([warm_start(problem, q0, seed + b) for b in range(replicas)], axis=1).astype(problem.dtype)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     dtype = resolve_dtype(args.dtype)
     stop = StopRules(t_max=args.t_max, grad_tol=args.grad_tol)
     integ = Integrator(method=args.method, rtol=args.rtol, lr=args.lr)
+    if args.q0 is not None and args.protocol == "orthogonal":
+        raise InputError("--q0 and --protocol orthogonal exclude each other (the orthogonal flow has q = 0)")
     if args.data:
         problem = _load_data(args.data).astype(dtype)
     else:
         problem = make_problem(args.n, args.alpha, args.seed, dtype)
-    W0 = random_starts(problem.n, args.replicas, args.seed, dtype)
-    result = run_dynamics(problem, W0, stop, integ, args.loss, progress=not args.json)
+    W0 = run_starts(problem, args.replicas, args.seed, args.q0)
+    result = run_dynamics(problem, W0, stop, integ, args.loss, progress=not args.json, protocol=args.protocol)
     if args.save:
         save_state(args.save, problem, result, loss=args.loss, W0=W0)
     counts = {k: int(np.sum(result.status == k)) for k in ("success", "trapped", "timeout")}
     out = dict(
         n=problem.n, alpha=problem.alpha, m=problem.m, replicas=args.replicas, seed=args.seed,
-        method=args.method, dtype=dtype.name, loss=args.loss, t_max=args.t_max,
+        method=args.method, protocol=args.protocol, q0=args.q0, dtype=dtype.name, loss=args.loss,
+        t_max=args.t_max,
         success_fraction=result.success_fraction, counts=counts,
         status=result.status.tolist(), final_overlap=result.q.tolist(), final_energy=result.energy.tolist(),
         final_grad_norm=result.grad_norm.tolist(), stop_time=result.stop_time.tolist(),
@@ -88,7 +116,9 @@ def cmd_run(args) -> int:
     how = f"adaptive RKC, rtol={rtol:g}" if args.method == "flow" else f"projected GD, lr={args.lr:g}"
     print(f"gradient {'flow' if args.method == 'flow' else 'descent'} on the sphere: N={problem.n} "
           f"alpha={problem.alpha:g} (M={problem.m}) replicas={args.replicas} seed={args.seed} "
-          f"[{how}, {dtype.name}]")
+          f"[{how}, {dtype.name}]"
+          + (" orthogonal to W*" if args.protocol == "orthogonal" else "")
+          + (f", warm starts q0={args.q0:g}" if args.q0 is not None else ""))
     print(f"{'replica':>7}  {'status':<8} {'stop time':>10} {'energy/N':>11} {'overlap q':>10} {'|grad|':>9}")
     for b in range(args.replicas):
         print(f"{b:>7}  {result.status[b]:<8} {result.stop_time[b]:>10.3g} {result.energy[b]:>11.4g} "
@@ -100,7 +130,7 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_hessian(args) -> int:
+def cmd_hessian(args: argparse.Namespace) -> int:
     st = load_state(args.state)
     B = st.W.shape[1]
     if not (0 <= args.replica < B):
@@ -157,10 +187,10 @@ def build_parser() -> OneLineArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return {name: command for name, _, command in SUBCOMMANDS}[args.command](args)
 
 
-def entry(argv=None) -> int:
+def entry(argv: list[str] | None = None) -> int:
     return run_cli(main, argv)

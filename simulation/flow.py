@@ -13,11 +13,15 @@ sphere (|W|^2 = N to rounding).
 
 Stop rules, per replica: success when |q| >= success_overlap or e <= energy_tol;
 trapped when the rms Riemannian gradient |g|/sqrt(N) <= grad_tol; timeout at t_max.
+
+Protocols (simulation.protocols): ``free``, the flow above; ``orthogonal``, the same flow
+restricted exactly to the sphere of W orthogonal to W* (q = 0), run on the reduced problem
+of dimension N-1 and lifted back.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import numpy as np
@@ -26,9 +30,11 @@ from theory.errors import InputError
 from theory.loss import Loss, get_loss
 
 from .data import Problem
-from .landscape import LandscapePoint, evaluate, hessian_vector_product, project_sphere
+from .landscape import LandscapePoint, evaluate, hessian_vector_product, project_sphere, teacher_overlap
+from .protocols import PROTOCOLS, OrthogonalComplement, check_protocol
 
-__all__ = ["StopRules", "Integrator", "Trajectory", "FlowResult", "run_dynamics", "log_time_grid"]
+__all__ = ["StopRules", "Integrator", "Trajectory", "FlowResult", "run_dynamics", "log_time_grid",
+           "PROTOCOLS", "STATUS_NAMES"]
 
 STATUS_RUNNING, STATUS_SUCCESS, STATUS_TRAPPED, STATUS_TIMEOUT = 0, 1, 2, 3
 STATUS_NAMES = {STATUS_RUNNING: "running", STATUS_SUCCESS: "success",
@@ -62,7 +68,8 @@ class StopRules:
         if not (0 < self.success_overlap <= 1):
             raise InputError(f"success_overlap must be in (0, 1], got {self.success_overlap!r}")
 
-    def gradient_tolerance(self, dtype) -> float:
+    def gradient_tolerance(self, dtype: np.dtype | str) -> float:
+        """grad_tol, or its default for ``dtype``."""
         if self.grad_tol is not None:
             return self.grad_tol
         return 1e-8 if np.dtype(dtype) == np.float64 else 1e-4
@@ -103,7 +110,8 @@ class Integrator:
             if v is not None and not (0 < v < 1):
                 raise InputError(f"{name} must be in (0, 1), got {v!r}")
 
-    def tolerances(self, dtype) -> tuple[float, float]:
+    def tolerances(self, dtype: np.dtype | str) -> tuple[float, float]:
+        """(rtol, atol), or their defaults for ``dtype``."""
         f64 = np.dtype(dtype) == np.float64
         rtol = self.rtol if self.rtol is not None else (1e-6 if f64 else 1e-4)
         atol = self.atol if self.atol is not None else (1e-8 if f64 else 1e-5)
@@ -136,14 +144,19 @@ class FlowResult:
 
     Attributes
     ----------
-    W : (N, B) final states on the sphere
-    status : (B,) array of str, "success" | "trapped" | "timeout"
+    W : (N, B) final states on the sphere (float64 under the orthogonal protocol)
+    status : (B,) array of str, "success" | "trapped" | "timeout", each replica's own
     stop_time, energy, q, mu, grad_norm : (B,) at the final states
     trajectory : Trajectory
     gradient_evaluations : int
         Matrix-matrix gradient evaluations (each covers all active replicas).
     steps, rejected_steps : int
     wall_seconds : float
+    method : "flow" or "gd"
+    extra : dict
+        Diagnostics (``step_log`` of the flow; under the orthogonal protocol also
+        ``full_grad_norm``, the rms Riemannian gradient including its W* component).
+    protocol : "free" or "orthogonal"
     """
 
     W: np.ndarray
@@ -160,6 +173,7 @@ class FlowResult:
     wall_seconds: float
     method: str = "flow"
     extra: dict = field(default_factory=dict)
+    protocol: str = "free"
 
     @property
     def success_fraction(self) -> float:
@@ -215,7 +229,8 @@ def rkc_max_step(s: int, rho: np.ndarray) -> np.ndarray:
     return ((s - 1) ** 2 - 1.0) / (1.54 * rho)
 
 
-def spectral_radius(problem, W, point, loss, V0=None, iterations=8):
+def spectral_radius(problem: Problem, W: np.ndarray, point: LandscapePoint, loss: Loss,
+                    V0: np.ndarray | None = None, iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Largest |eigenvalue| of the tangent Hessian per replica, by batched power iteration
     on the Hessian-vector product (one HVP per iteration covers all replicas).
 
@@ -269,6 +284,7 @@ def run_dynamics(
     loss: Loss | str | None = None,
     times: np.ndarray | None = None,
     progress: bool = False,
+    protocol: str = "free",
 ) -> FlowResult:
     """Run B replicas (columns of W0) of gradient flow or projected GD to their stop rule.
 
@@ -281,17 +297,22 @@ def run_dynamics(
     loss : loss name or Loss (default quartic)
     times : grid of recording times (default ``log_time_grid(stop.t_max)``)
     progress : show a tqdm bar on stderr (only if the run lasts more than ~2 s)
+    protocol : {"free", "orthogonal"}
+        "orthogonal": the flow restricted to W orthogonal to W*, see :func:`_run_orthogonal`.
 
     Returns
     -------
     FlowResult
     """
+    check_protocol(protocol)
     loss = get_loss(loss)
     W0 = np.asarray(W0)
     if W0.ndim != 2 or W0.shape[0] != problem.n:
         raise InputError(f"starts must have shape (N={problem.n}, B), got {W0.shape}")
     if problem.w_star is None:
         raise InputError("the dynamics needs the teacher W* to evaluate the stop rule on q")
+    if protocol == "orthogonal":
+        return _run_orthogonal(problem, W0, stop, integrator, loss, times, progress)
     times = log_time_grid(stop.t_max) if times is None else np.sort(np.asarray(times, float))
     times = times[times <= stop.t_max]
     dtype = problem.dtype
@@ -469,3 +490,32 @@ def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
     if bar is not None:
         bar.close()
     return _result(finals, rec, n_eval, k, 0, t_start, "gd")
+
+
+def _run_orthogonal(problem, W0, stop, integrator, loss, times, progress) -> FlowResult:
+    """The flow restricted to W orthogonal to W* (simulation.protocols), lifted back.
+
+    The starts are projected on the complement of W* and put on the sphere; the reduced
+    flow runs with the stop rules given except the overlap rule (q = 0 here). Returned:
+    the lifted states (float64, q = 0 to rounding); final energy, mu and q evaluated in
+    float64 on the original problem; grad_norm the rms of the gradient's component in the
+    complement, |P_u g|/sqrt(N), which the trapped rule tested (through the reduced
+    problem: equal up to the factor N/(N-1)); the full |g|/sqrt(N) in
+    ``extra["full_grad_norm"]``. Times are the reduced flow's (t'' = t (N-1)/N of the
+    projected flow); the trajectory's energy, mu and grad_norm are rescaled to the
+    original problem and its q is 0 wherever recorded.
+    """
+    comp = OrthogonalComplement.of(problem)
+    reduced = run_dynamics(comp.problem, comp.reduce(W0), replace(stop, success_overlap=1.0), integrator,
+                           loss, times, progress)
+    W = comp.lift(reduced.W)
+    final = evaluate(problem.astype("float64"), W, loss)
+    n = problem.n
+    complement_grad_norm = np.linalg.norm(comp.complement_component(final.rgrad), axis=0) / np.sqrt(n)
+    tr, scale = reduced.trajectory, comp.scale
+    trajectory = Trajectory(tr.t, tr.energy * scale, np.where(tr.recorded, 0.0, np.nan), tr.mu * scale,
+                            tr.grad_norm * scale, tr.recorded)
+    extra = dict(reduced.extra, full_grad_norm=final.grad_norm)
+    return replace(reduced, W=W, energy=final.energy, q=teacher_overlap(problem.astype("float64"), W),
+                   mu=final.mu, grad_norm=complement_grad_norm, trajectory=trajectory, extra=extra,
+                   protocol="orthogonal")

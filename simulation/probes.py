@@ -10,19 +10,21 @@ two products with X per application and never forms an N x N matrix.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
-from theory.errors import ConvergenceError, InputError
+from theory.errors import InputError, raise_if_failed
 from theory.io import atomic_savez
 from theory.loss import Loss, get_loss
 
 from .data import Problem
 from .landscape import evaluate, hessian_vector_product, teacher_direction
 
-__all__ = ["HessianProbe", "TangentBasis", "lowest_eigenpairs", "full_spectrum", "state_measure",
+__all__ = ["HessianProbe", "TangentBasis", "StateMeasure", "lowest_eigenpairs", "full_spectrum", "state_measure",
            "export_measure", "FULL_SPECTRUM_MAX_N"]
 
 FULL_SPECTRUM_MAX_N = 3000
@@ -69,9 +71,13 @@ class HessianProbe:
     overlap2 : (k,) squared overlap <v_i, e>^2 of each unit eigenvector with e (eq. 1.7)
     residuals : (k,) |H v_i - lambda_i v_i|
     converged : bool
+        False only for a Lanczos run that did not converge, returned with ``strict=False``
+        (then the arrays hold the eigenpairs that did converge, possibly fewer than k).
     method : "lanczos" or "full"
     mu, energy, q : the state's multiplier, energy per N and teacher overlap
     eigenvectors : (N, k) in R^N (orthogonal to W), or None if not kept
+    message : str
+        What happened ("" on success).
     """
 
     eigenvalues: np.ndarray
@@ -83,6 +89,12 @@ class HessianProbe:
     energy: float
     q: float
     eigenvectors: np.ndarray | None = None
+    message: str = ""
+
+    @property
+    def residual(self) -> float:
+        """Largest |H v_i - lambda_i v_i| (NaN without eigenpairs)."""
+        return float(np.max(self.residuals)) if self.residuals.size else float("nan")
 
 
 def _as_state(problem: Problem, w) -> np.ndarray:
@@ -92,22 +104,26 @@ def _as_state(problem: Problem, w) -> np.ndarray:
     return w * (np.sqrt(problem.n) / np.linalg.norm(w))
 
 
-def _finish(problem, w, point, loss, lam, vecs, method, keep_vectors) -> HessianProbe:
+def _finish(problem, w, point, loss, lam, vecs, method, keep_vectors, converged=True, message="") -> HessianProbe:
     HV = hessian_vector_product(problem, w[:, None], vecs, loss, point)
     residuals = np.linalg.norm(HV - vecs * lam, axis=0)
     e = teacher_direction(problem, w) if problem.w_star is not None else None
     overlap2 = (e @ vecs) ** 2 if e is not None else np.full(lam.shape, np.nan)
     q = float(problem.w_star @ w / problem.n) if problem.w_star is not None else float("nan")
-    return HessianProbe(lam, overlap2, residuals, True, method, float(point.mu[0]),
-                        float(point.energy[0]), q, vecs if keep_vectors else None)
+    return HessianProbe(lam, overlap2, residuals, converged, method, float(point.mu[0]),
+                        float(point.energy[0]), q, vecs if keep_vectors else None, message)
 
 
 def lowest_eigenpairs(problem: Problem, w, k: int = 6, loss: Loss | str | None = None,
-                      tol: float = 1e-10, keep_vectors: bool = False, seed: int = 0) -> HessianProbe:
+                      tol: float = 1e-10, keep_vectors: bool = False, seed: int = 0,
+                      strict: bool = True, maxiter: int | None = None) -> HessianProbe:
     """Lowest k eigenpairs of the tangent Hessian (eq. 1.6) by implicitly restarted
     Lanczos (ARPACK via scipy's ``eigsh``) on the matrix-free operator B^T H B.
 
-    Raises ConvergenceError (naming N, k and tol) if ARPACK does not converge.
+    If ARPACK does not converge (within ``maxiter`` restarts, default max(1000, 20 N)):
+    with ``strict`` raises ConvergenceError (naming N, k and tol) with the partial probe
+    (the eigenpairs that converged) as its ``result``; without, returns that probe with
+    ``converged=False``.
     """
     loss = get_loss(loss)
     n = problem.n
@@ -126,11 +142,18 @@ def lowest_eigenpairs(problem: Problem, w, k: int = 6, loss: Loss | str | None =
     op = LinearOperator((n - 1, n - 1), matvec=matvec, matmat=matvec, dtype=np.float64)
     v0 = np.random.default_rng(seed).standard_normal(n - 1)
     try:
-        lam, z = eigsh(op, k=k, which="SA", tol=tol, v0=v0, maxiter=max(1000, 20 * n))
+        lam, z = eigsh(op, k=k, which="SA", tol=tol, v0=v0, maxiter=max(1000, 20 * n) if maxiter is None else maxiter)
     except ArpackNoConvergence as exc:
-        raise ConvergenceError(
-            f"Lanczos did not converge for the lowest {k} eigenpairs at N={n}, "
-            f"alpha={problem.alpha:g}, tol={tol:g} ({len(exc.eigenvalues)} converged)") from None
+        message = (f"Lanczos did not converge for the lowest {k} eigenpairs at N={n}, "
+                   f"alpha={problem.alpha:g}, tol={tol:g} ({len(exc.eigenvalues)} converged)")
+        lam, z = np.asarray(exc.eigenvalues, float), np.asarray(exc.eigenvectors, float).reshape(n - 1, -1)
+        order = np.argsort(lam)
+        failed = _finish(p64, w, point, loss, lam[order], basis.embed(z[:, order]), "lanczos", keep_vectors,
+                         converged=False, message=message)
+    else:
+        failed = None
+    if failed is not None:  # raised outside the except block: no ARPACK traceback attached
+        return raise_if_failed(failed, strict)
     order = np.argsort(lam)
     return _finish(p64, w, point, loss, lam[order], basis.embed(z[:, order]), "lanczos", keep_vectors)
 
@@ -186,8 +209,8 @@ def state_measure(problem: Problem, w, loss: Loss | str | None = None) -> StateM
     return StateMeasure(point.yhat[:, 0], p64.y.copy(), s, p64.alpha, float(point.mu[0]), p64.n, loss.name)
 
 
-def export_measure(path, measure: StateMeasure, eigenvalues: np.ndarray | None = None,
-                   eigenvalues_complete: bool = False):
+def export_measure(path: str | os.PathLike, measure: StateMeasure, eigenvalues: np.ndarray | None = None,
+                   eigenvalues_complete: bool = False) -> Path:
     """Write the measure file read by ``python -m theory spectrum --measure`` (atomic)."""
     extra = {}
     if eigenvalues is not None:

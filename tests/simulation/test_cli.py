@@ -55,6 +55,7 @@ def test_hessian_on_saved_state(saved, tmp_path):
     ("run", "--alpha", "0"), ("run", "--alpha", "-2"), ("run", "--n", "1"), ("run", "--replicas", "0"),
     ("run", "--method", "sgd"), ("run", "--dtype", "float16"), ("run", "--n", "ten"), ("run", "--frobnicate"),
     ("hessian", "--state", "/nonexistent/state.npz"), ("hessian",), ("teleport",),
+    ("run", "--q0", "1.5"), ("run", "--protocol", "sideways"), ("run", "--q0", "0.2", "--protocol", "orthogonal"),
 ])
 def test_bad_input_is_one_line_nonzero(args):
     out = run(*args)
@@ -74,3 +75,40 @@ def test_help():
     for sub in ((), ("run",), ("hessian",)):
         out = run(*sub, "--help")
         assert out.returncode == 0 and "usage" in out.stdout
+
+
+def test_warm_starts_have_the_requested_overlap(tmp_path):
+    """--q0: replica b is warm_start(problem, q0, seed + b), overlap exactly q0 at t = 0."""
+    import numpy as np
+
+    from simulation.data import make_problem, warm_start
+
+    path = tmp_path / "warm.npz"
+    out = run("run", "--n", "50", "--alpha", "3", "--replicas", "2", "--seed", "6", "--q0", "0.3",
+              "--t-max", "1", "--save", str(path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["q0"] == 0.3
+    W0 = np.load(path)["W0"]
+    p = make_problem(50, 3.0, seed=6)
+    np.testing.assert_allclose(p.w_star @ W0 / 50, [0.3, 0.3], atol=1e-12)
+    for b in range(2):
+        np.testing.assert_array_equal(W0[:, b], warm_start(p, 0.3, 6 + b)[:, 0])
+
+
+def test_warm_start_needs_a_teacher(tmp_path):
+    import numpy as np
+
+    from simulation.data import make_problem
+
+    p = make_problem(30, 3.0, seed=1)
+    np.savez(tmp_path / "data.npz", X=p.X, y=p.y)
+    out = run("run", "--data", str(tmp_path / "data.npz"), "--q0", "0.2")
+    assert out.returncode == 2 and "teacher" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_orthogonal_protocol_from_the_command_line():
+    out = run("run", "--n", "60", "--alpha", "4", "--replicas", "2", "--seed", "3", "--t-max", "20",
+              "--protocol", "orthogonal", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["protocol"] == "orthogonal" and max(abs(q) for q in res["final_overlap"]) < 1e-12

@@ -119,3 +119,79 @@ def test_bad_stop_rules_and_starts(small):
         StopRules(t_max=0.0)
     with pytest.raises(InputError):
         run_dynamics(p, W0[:-1])
+
+
+# ---------------------------------------------------------------- the orthogonal protocol
+@pytest.fixture(scope="module")
+def orthogonal_runs():
+    """N = 150, alpha = 5, 3 replicas, float64: orthogonal runs stopped at several t_max."""
+    p = make_problem(150, 5.0, seed=7)
+    W0 = random_starts(150, 3, seed=7)
+    return p, W0, {t: run_dynamics(p, W0, StopRules(t_max=t), protocol="orthogonal") for t in (0.5, 5.0, 50.0)}
+
+
+def test_orthogonal_flow_keeps_q_exactly_zero(orthogonal_runs):
+    """The lifted states are orthogonal to W* to rounding at every stop time (starts with
+    |q| ~ 1/sqrt(N) ~ 0.08 are projected), and stay on the sphere."""
+    p, W0, runs = orthogonal_runs
+    assert np.abs(p.w_star @ W0 / p.n).max() > 1e-3
+    for r in runs.values():
+        assert r.protocol == "orthogonal" and r.W.shape == W0.shape
+        assert np.abs(p.w_star @ r.W / p.n).max() < 1e-13 and np.abs(r.q).max() < 1e-13
+        np.testing.assert_allclose(np.linalg.norm(r.W, axis=0) ** 2, p.n, rtol=1e-12)
+        assert set(r.status) <= {"trapped", "timeout", "success"}
+
+
+def test_orthogonal_flow_decreases_the_energy(orthogonal_runs):
+    """Final energies (evaluated on the original problem) decrease with the stop time, and
+    the recorded trajectory energy decreases along the flow."""
+    _, _, runs = orthogonal_runs
+    e = np.array([runs[t].energy for t in sorted(runs)])
+    assert np.all(np.diff(e, axis=0) < 0)
+    tr = runs[50.0].trajectory
+    for b in range(tr.energy.shape[1]):
+        eb = tr.energy[tr.recorded[:, b], b]
+        assert np.all(np.diff(eb) <= 1e-12)
+    # the final recorded energy of a replica is its final energy (same state, another problem
+    # in its coordinates: equal to rounding)
+    r = runs[0.5]
+    np.testing.assert_allclose(r.trajectory.energy[-1], r.energy, rtol=1e-12)
+
+
+def test_orthogonal_flow_is_the_projected_flow(orthogonal_runs):
+    """Independent numerics: the orthogonal flow is dW/dt = -(N/(N-1)) P_u g(W) with P_u the
+    projector off u = W*/|W*|; integrate it by small explicit Euler steps (renormalising to
+    the sphere) from the projected starts and compare at t = 0.5."""
+    from simulation.landscape import evaluate, project_sphere
+
+    p, W0, runs = orthogonal_runs
+    u = p.w_star / np.linalg.norm(p.w_star)
+    W = project_sphere(W0 - np.outer(u, u @ W0))
+    dt, steps = 1e-4, 5000
+    for _ in range(steps):
+        g = evaluate(p, W).rgrad
+        g -= np.outer(u, u @ g)
+        W = project_sphere(W - dt * p.n / (p.n - 1) * g)
+    assert np.sqrt(np.mean((W - runs[0.5].W) ** 2)) < 1e-3
+
+
+def test_free_protocol_is_the_default(small):
+    p, W0 = small
+    a = run_dynamics(p, W0, StopRules(t_max=5.0))
+    b = run_dynamics(p, W0, StopRules(t_max=5.0), protocol="free")
+    assert a.protocol == b.protocol == "free"
+    np.testing.assert_array_equal(a.W, b.W)
+
+
+def test_status_is_per_replica():
+    """A replica that succeeds and one that is stopped by the clock get their own status."""
+    p = make_problem(60, 8.0, seed=1)
+    W0 = np.stack([p.w_star + 0.05 * random_starts(60, 1, seed=2)[:, 0], random_starts(60, 1, seed=3)[:, 0]], 1)
+    r = run_dynamics(p, W0, StopRules(t_max=0.05, grad_tol=0.0))
+    assert list(r.status) == ["success", "timeout"]
+
+
+def test_bad_protocol(small):
+    p, W0 = small
+    with pytest.raises(InputError):
+        run_dynamics(p, W0, protocol="sideways")

@@ -72,3 +72,19 @@ def test_bad_k(trapped):
     p, w = trapped
     with pytest.raises(InputError):
         lowest_eigenpairs(p, w, k=0)
+
+
+def test_lanczos_failure_is_a_value_or_an_error(trapped):
+    """One restart at tol 1e-15 cannot converge: strict raises with the partial probe
+    attached, strict=False returns it with converged=False and the message."""
+    from theory.errors import ConvergenceError
+
+    p, w = trapped
+    with pytest.raises(ConvergenceError, match="did not converge") as info:
+        lowest_eigenpairs(p, w, k=4, tol=1e-15, maxiter=1)
+    assert info.value.result is not None and not info.value.result.converged
+    probe = lowest_eigenpairs(p, w, k=4, tol=1e-15, maxiter=1, strict=False)
+    assert not probe.converged and "did not converge" in probe.message
+    assert probe.eigenvalues.size < 4 and probe.residuals.shape == probe.eigenvalues.shape
+    ok = lowest_eigenpairs(p, w, k=4)
+    assert ok.converged and ok.message == "" and ok.residual < 1e-6

@@ -15,6 +15,7 @@ def test_round_trip_from_seed_and_from_user_data(tmp_path):
     np.testing.assert_array_equal(st.problem.X, p.X)
     np.testing.assert_array_equal(st.W, r.W)
     assert list(st.status) == list(r.status) and "X" not in st.arrays  # rebuilt from the seed
+    assert st.protocol == "free"
 
     user = problem_from_arrays(p.X, p.y, p.w_star)
     save_state(tmp_path / "b.npz", user, r)
@@ -31,3 +32,12 @@ def test_missing_and_malformed_files(tmp_path):
     np.savez(tmp_path / "partial.npz", W=np.zeros((3, 2)))
     with pytest.raises(InputError, match="lacks"):
         load_state(tmp_path / "partial.npz")
+
+
+def test_protocol_is_stored(tmp_path):
+    p = make_problem(40, 3.0, seed=9)
+    r = run_dynamics(p, random_starts(40, 2, seed=9), StopRules(t_max=2.0), protocol="orthogonal")
+    save_state(tmp_path / "o.npz", p, r)
+    st = load_state(tmp_path / "o.npz")
+    assert st.protocol == "orthogonal"
+    np.testing.assert_array_equal(st.W, r.W)
