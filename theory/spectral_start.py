@@ -18,7 +18,7 @@ converges exponentially rather than through a jump.
 
 Preprocessings are given by name (:data:`PREPROCESSINGS`) or by a formula in ``y`` (and
 optionally ``alpha``), parsed with sympy as :func:`theory.loss.make_loss` does. A T that
-is unbounded above (``plain``, T = y^2) has no N -> infinity spike (eq. 6.6); pass the
+is unbounded above (``plain``, T = y^2) has no N -> infinity spike (docs/theory.md §6.4, eq. 6.8); pass the
 number of measurements ``m`` to get the finite-M cutoff law (labels cut at the typical
 largest |y|, eq. 4.1).
 """
@@ -71,7 +71,7 @@ TRIM_TAU = 3.0
 #: Without a clip the spectrum of S reaches down to ~ -1/min y^2 ~ -M^2 and Lanczos needs
 #: thousands of products; with -10, ~10^2 at N = 2000. The theory uses the same clip; its
 #: cost in overlap^2 against the unclipped T is 5e-4, 4e-3, 0.019, 0.020 at alpha = 0.8,
-#: 1.5, 3, 6 (docs/theory.md §6.4); 'Max(1 - 1/y**2, -100)' costs < 2e-3 at 2.5x the products.
+#: 1.5, 3, 6 (docs/theory.md §6.3); 'Max(1 - 1/y**2, -100)' costs < 2e-3 at 2.5x the products.
 LAL_CLIP = 10.0
 #: Half-width of the quadrature in y (phi(12) ~ 5e-32).
 Y_MAX = 12.0
@@ -173,8 +173,8 @@ def _breakpoint_roots(expr: sp.Expr) -> list:
 def _parse_formula(text: str) -> sp.Expr:
     try:
         expr = sp.sympify(text, locals={"y": Y_SYM, "alpha": ALPHA_SYM})
-    except (sp.SympifyError, SyntaxError, TypeError, AttributeError) as exc:
-        raise InputError(f"cannot parse preprocessing formula {text!r}: {str(exc).splitlines()[0]}") from None
+    except (sp.SympifyError, SyntaxError, TypeError, AttributeError, ValueError):
+        raise InputError(f"cannot parse preprocessing formula {text!r} (not a sympy expression in y)") from None
     if not isinstance(expr, sp.Expr):
         raise InputError(f"preprocessing formula {text!r} is not an expression in y")
     unknown = expr.free_symbols - {Y_SYM, ALPHA_SYM}
@@ -195,7 +195,8 @@ PREPROCESSINGS: dict[str, Preprocessing] = {
         f"T = y^2 1{{y^2 <= tau^2 E y^2}}, tau = {TRIM_TAU:g} (Chen & Candes 2015, arXiv:1505.05114, Alg. 1)"),
     "mondelli-montanari": Preprocessing(
         "mondelli-montanari", _mondelli_montanari(ALPHA_SYM),
-        "T_d = (y^2 - 1)/(y^2 + sqrt(2 d) - 1), d = alpha (Mondelli & Montanari 2019, arXiv:1708.05932); "
+        "T_d = (y^2 - 1)/(y^2 + sqrt(2 d) - 1), d = alpha (Mondelli & Montanari 2019, arXiv:1708.05932, real "
+        "case; alpha_w = 1/2 in closed form, docs/theory.md eq. 6.7); "
         "'mondelli-montanari:D' fixes d = D > 1/2"),
     "luo-alghamdi-lu": Preprocessing(
         "luo-alghamdi-lu", sp.Max(1 - 1 / Y_SYM**2, -LAL_CLIP),
@@ -302,7 +303,7 @@ class SpectralPrediction:
     bbp_residual : float or None
         Eq. 2.9: > 0 iff the isolated eigenvalue exists.
     rho_edge, rho_iso : float or None
-        Core variables; the Mondelli-Montanari variable is lambda = -alpha / rho (eq. 6.3).
+        Core variables; the Mondelli-Montanari variable is lambda = -alpha / rho (§6.2).
     set_by_lowest_atom : bool
         The core's flag (§2.3): the edge exists because of the largest T atom (a hard edge).
     converged : bool
@@ -344,7 +345,7 @@ def spectral_prediction(preprocess: str | Preprocessing, alpha: float, m: int | 
         M / N > 0.
     m : int, optional
         Number of measurements: use the finite-M cutoff law (eq. 4.1). Required for a
-        prediction at finite M when T is unbounded above (eq. 6.6).
+        prediction at finite M when T is unbounded above (§6.4).
     strict : bool
         Raise :class:`ConvergenceError` when the core's root search fails; otherwise return
         the failed result (converged False, NaN fields) as a value.
@@ -354,7 +355,7 @@ def spectral_prediction(preprocess: str | Preprocessing, alpha: float, m: int | 
     if m is None and not pre.bounded_above(alpha):
         return SpectralPrediction(pre.name, alpha, None, None, None, 0.0, None, None, None, True, True, 0, 0.0,
                                   "T is unbounded above: as M -> infinity at fixed alpha the top of the spectrum is "
-                                  "set by the largest labels and the overlap vanishes (docs/theory.md eq. 6.6); "
+                                  "set by the largest labels and the overlap vanishes (docs/theory.md §6.4); "
                                   "pass m for the finite-M cutoff law")
     law = spectral_law(pre, alpha, m)
     try:
@@ -390,7 +391,7 @@ def overlap2(preprocess: str | Preprocessing, alpha: float, m: int | None = None
 
 @dataclass(frozen=True)
 class WeakRecoveryThreshold:
-    """alpha_w(T): the sample ratio where the isolated top eigenvalue appears (eq. 6.7).
+    """alpha_w(T): the sample ratio where the isolated top eigenvalue appears (§6.5).
 
     Attributes
     ----------
@@ -424,7 +425,7 @@ class WeakRecoveryThreshold:
 def weak_recovery_threshold(preprocess: str | Preprocessing, *, n: float | None = None,
                             alpha_range: tuple[float, float] = (0.05, 200.0), grid: int = 48,
                             xtol: float = 1e-12, strict: bool = True) -> WeakRecoveryThreshold:
-    """alpha_w(T), docs/theory.md eq. (6.7): the first alpha where eq. 2.9 turns positive.
+    """alpha_w(T), docs/theory.md §6.5: the first alpha where eq. 2.9 turns positive.
 
     The BBP residual of the law (6.2) is evaluated on a geometric grid of alpha;
     :func:`theory.spectrum.bbp_threshold` locates the first crossing and brentq refines it.
@@ -446,7 +447,7 @@ def weak_recovery_threshold(preprocess: str | Preprocessing, *, n: float | None 
         return raise_if_failed(WeakRecoveryThreshold(
             pre.name, None, None, None, False, 0, float("nan"),
             "T is unbounded above: no isolated top eigenvalue as N -> infinity at any fixed alpha "
-            "(alpha_w = infinity, docs/theory.md eq. 6.6); pass n for a finite-N threshold"), strict)
+            "(alpha_w = infinity, docs/theory.md §6.4); pass n for a finite-N threshold"), strict)
 
     def residual(alpha: float) -> float:
         m = None if n is None else max(2, round(alpha * n))

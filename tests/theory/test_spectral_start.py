@@ -98,7 +98,7 @@ def test_mondelli_montanari_edge_is_one_over_alpha():
 
 def test_mondelli_montanari_bbp_residual_is_sqrt_2alpha_minus_1():
     """At the edge lambda_e = 1 (rho_e = -alpha), G = (y^2 - 1)/sqrt(2 alpha) and eq. 2.9 is
-    alpha E[(y^2 - 1) G] - 1 = sqrt(2 alpha) - 1: the threshold alpha_w = 1/2 in closed form (eq. 6.8)."""
+    alpha E[(y^2 - 1) G] - 1 = sqrt(2 alpha) - 1: the threshold alpha_w = 1/2 in closed form (eq. 6.7)."""
     for alpha in (0.6, 0.8, 2.0, 5.0):
         p = spectral_prediction("mondelli-montanari", alpha)
         assert p.rho_edge == pytest.approx(-alpha, rel=1e-9)
