@@ -349,6 +349,48 @@ def _run_dmft(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- spectral-init
+def _add_spectral_init(subparsers) -> None:
+    from .spectral_start import PREPROCESSINGS
+
+    p = subparsers.add_parser(
+        "spectral-init", help="spectral start (Wirtinger flow initialisation): alpha_w, overlap^2, eigenvalues",
+        description="Top eigenvector of (1/M) sum T(y_m) a_m a_m^T through the random-matrix core with "
+                    "D = -T/alpha, s = y, mu = 0 (docs/theory.md §6).")
+    p.add_argument("--preprocess", required=True, metavar="NAME",
+                   help=f"{', '.join(PREPROCESSINGS)}, mondelli-montanari:D, or a formula in y (and alpha)")
+    p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
+    p.add_argument("--m", type=integer_arg("m"), default=None, metavar="M",
+                   help="number of measurements: finite-M cutoff law (eq. 4.1; needed for T unbounded above, "
+                        "e.g. plain); alpha_w is then searched at fixed N = M/alpha")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_run_spectral_init)
+
+
+def _run_spectral_init(args) -> int:
+    from .spectral_start import spectral_prediction, weak_recovery_threshold
+
+    if args.alpha <= 0:
+        raise InputError(f"alpha must be > 0, got {args.alpha:g}")
+    if args.m is not None and args.m < 2:
+        raise InputError(f"m must be >= 2, got {args.m}")
+    pred = spectral_prediction(args.preprocess, args.alpha, args.m, strict=False)
+    n = None if args.m is None else args.m / args.alpha
+    thr = weak_recovery_threshold(args.preprocess, n=n, strict=False)
+    record = {"preprocess": pred.preprocess, "alpha": pred.alpha, "m": pred.m, "alpha_w": thr.alpha_w,
+              "overlap2": pred.overlap2, "top_eigenvalue": pred.top_eigenvalue, "bulk_edge": pred.bulk_edge,
+              "bbp_residual": pred.bbp_residual, "converged": pred.converged and thr.converged,
+              "prediction": pred.to_dict(), "threshold": thr.to_dict()}
+    if args.json:
+        print(json.dumps(json_ready(record)))
+        return 0
+    _print_record(record, ["preprocess", "alpha", "m", "alpha_w", "overlap2", "top_eigenvalue", "bulk_edge",
+                           "bbp_residual", "converged"])
+    print(f"{'status':<20} prediction: {pred.message}; alpha_w: {thr.message} "
+          f"({thr.iterations} iterations, residual {thr.residual:.2e})")
+    return 0
+
+
 # ---------------------------------------------------------------------------- wiring
 SUBCOMMANDS: list[Callable] = [_add_spectrum, _add_threshold, _add_alpha_c, _add_curve, _add_plot, _add_dmft]
 
@@ -359,6 +401,7 @@ def build_parser() -> OneLineArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for add in SUBCOMMANDS:
         add(sub)
+    _add_spectral_init(sub)
     return parser
 
 
