@@ -46,6 +46,12 @@ def _add_run(sub) -> None:
     r.add_argument("--q0", type=number_arg, default=None,
                    help="warm starts with teacher overlap exactly q0; replica b uses the start seed "
                         "seed + b (default: random starts, replica b = column b of the seed's starts)")
+    r.add_argument("--init", default="random", choices=("random", "spectral"),
+                   help="start: random on the sphere (default) or spectral, the top eigenvector of "
+                        "(1/M) sum T(y_m) a_m a_m^T (docs/theory.md §6; all replicas are then the same start)")
+    r.add_argument("--preprocess", default=None, metavar="NAME",
+                   help="T(y) of --init spectral: plain, trimmed, mondelli-montanari (default), luo-alghamdi-lu, "
+                        "mondelli-montanari:D or a formula in y")
     r.add_argument("--data", default=None, help=".npz with your own X (M,N), y (M,) and optional w_star")
     r.add_argument("--save", default=None, help="write the final states to this .npz state file")
     r.add_argument("--json", action="store_true", help="print JSON only")
@@ -90,11 +96,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     integ = Integrator(method=args.method, rtol=args.rtol, lr=args.lr)
     if args.q0 is not None and args.protocol == "orthogonal":
         raise InputError("--q0 and --protocol orthogonal exclude each other (the orthogonal flow has q = 0)")
+    if args.init == "spectral" and args.q0 is not None:
+        raise InputError("--init spectral and --q0 exclude each other (two different starts)")
+    if args.preprocess is not None and args.init != "spectral":
+        raise InputError("--preprocess needs --init spectral")
     if args.data:
         problem = _load_data(args.data).astype(dtype)
     else:
         problem = make_problem(args.n, args.alpha, args.seed, dtype)
-    W0 = run_starts(problem, args.replicas, args.seed, args.q0)
+    start = None
+    if args.init == "spectral":
+        from .spectral_start import spectral_start
+
+        start = spectral_start(problem, args.preprocess or "mondelli-montanari", args.replicas, seed=args.seed)
+        W0 = start.W0
+    else:
+        W0 = run_starts(problem, args.replicas, args.seed, args.q0)
     result = run_dynamics(problem, W0, stop, integ, args.loss, progress=not args.json, protocol=args.protocol)
     if args.save:
         save_state(args.save, problem, result, loss=args.loss, W0=W0)
@@ -107,7 +124,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         status=result.status.tolist(), final_overlap=result.q.tolist(), final_energy=result.energy.tolist(),
         final_grad_norm=result.grad_norm.tolist(), stop_time=result.stop_time.tolist(),
         gradient_evaluations=result.gradient_evaluations, steps=result.steps,
-        wall_seconds=round(result.wall_seconds, 3), saved=args.save,
+        wall_seconds=round(result.wall_seconds, 3), saved=args.save, init=args.init,
+        preprocess=None if start is None else start.preprocess,
+        start_overlap=None if start is None or not np.isfinite(start.q0) else start.q0,
+        start_eigenvalue=None if start is None else start.top_eigenvalue,
+        lanczos_products=None if start is None else start.iterations,
     )
     if args.json:
         print(json.dumps(out))
@@ -127,6 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{counts['trapped']} trapped, {counts['timeout']} timeout)")
     print(f"wall {result.wall_seconds:.1f} s, {result.gradient_evaluations} batched gradient evaluations, "
           f"{result.steps} steps" + (f"; states saved to {args.save}" if args.save else ""))
+    if start is not None:
+        print(f"spectral start ({start.preprocess}): q0 = {start.q0:.4f}, top eigenvalue {start.top_eigenvalue:.6g}, "
+              f"{start.iterations} Lanczos products; the {args.replicas} replica(s) share this start")
     return 0
 
 

@@ -27,7 +27,7 @@ from .measure import CurvatureLaw, Measure
 from .spectrum import SpectrumSummary, bulk_lower_edge, inverse_stieltjes, spectrum_summary
 
 __all__ = ["SplitTheory", "split_extreme_atoms", "outlier_eigenvalues", "split_theory",
-           "t0_label_cutoff", "t0_cutoff_law", "T0Prediction", "t0_prediction"]
+           "label_cutoff", "t0_cutoff_law", "T0Prediction", "t0_prediction"]
 
 
 # ---------------------------------------------------------------------------- extreme atoms (§4.2)
@@ -126,8 +126,9 @@ def split_theory(measure, max_split: int | None = None) -> SplitTheory:
 
 
 # ---------------------------------------------------------------------------- t = 0 (§4.1)
-def t0_label_cutoff(m: int) -> float:
-    """Finite-M cutoff of the labels at t = 0, docs/theory.md eq. (4.1): y_c with
+def label_cutoff(m: int) -> float:
+    """Typical largest |y| of M labels, the finite-M cutoff of the label law (docs/theory.md
+    eq. 4.1; used at t = 0 and by the plain spectral start, §6): y_c with
     M P(|y| > y_c) = 1, i.e. y_c = sqrt(2) erfcinv(1/M); y_c^2 = 2 log M - log log M - log pi + o(1)."""
     if not (isinstance(m, (int, np.integer)) and m >= 2):
         raise InputError(f"M must be an integer >= 2, got {m!r}")
@@ -138,7 +139,7 @@ def t0_cutoff_law(alpha: float, m: int, n_nodes: int = 80, loss: Loss | str | No
     """The t = 0 law with its finite-M cutoff, docs/theory.md §4.1 (after eq. 4.1).
 
     yhat ~ N(0, 1) independent of y ~ N(0, 1) conditioned on |y| <= y_c(M)
-    (:func:`t0_label_cutoff`), s = y (q = 0): a tensor quadrature of ``n_nodes``
+    (:func:`label_cutoff`), s = y (q = 0): a tensor quadrature of ``n_nodes``
     Gauss-Hermite nodes in yhat and ``n_nodes`` Gauss-Legendre nodes on [-y_c, y_c] in y
     (weights times the Gaussian density, normalised). mu is eq. 1.3 on this law
     (4 alpha + O(y_c e^{-y_c^2/2}) for the quartic loss).
@@ -147,7 +148,7 @@ def t0_cutoff_law(alpha: float, m: int, n_nodes: int = 80, loss: Loss | str | No
     N -> infinity spectrum is at -infinity; with it the edge and the lowest eigenvalues
     move like -c log M (eq. 4.3).
     """
-    y_c = t0_label_cutoff(m)
+    y_c = label_cutoff(m)
     if not (isinstance(n_nodes, (int, np.integer)) and n_nodes >= 4):
         raise InputError(f"n_nodes must be an integer >= 4, got {n_nodes!r}")
     a, wa = hermegauss(int(n_nodes))
@@ -191,5 +192,5 @@ def t0_prediction(alpha: float, m: int, n_nodes: int = 80) -> T0Prediction:
     law = t0_cutoff_law(alpha, m, n_nodes)
     s = spectrum_summary(law)
     lowest = s.bulk_edge if s.isolated_eigenvalue is None else min(s.bulk_edge, s.isolated_eigenvalue)
-    return T0Prediction(m=int(m), y_cut2=t0_label_cutoff(m) ** 2, edge=float(s.bulk_edge),
+    return T0Prediction(m=int(m), y_cut2=label_cutoff(m) ** 2, edge=float(s.bulk_edge),
                         iso=s.isolated_eigenvalue, overlap2=float(s.overlap2), lowest=float(lowest))

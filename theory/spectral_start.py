@@ -33,9 +33,10 @@ import numpy as np
 import sympy as sp
 from numpy.polynomial.legendre import leggauss
 from scipy.optimize import brentq
-from scipy.special import erfcinv
+
 
 from .errors import ConvergenceError, InputError, raise_if_failed
+from .finite_m import label_cutoff
 from .io import json_ready
 from .measure import CurvatureLaw
 from .spectrum import (
@@ -233,13 +234,6 @@ def get_preprocessing(spec: str | Preprocessing) -> Preprocessing:
     if not expr.has(Y_SYM):
         raise InputError(f"preprocessing formula {spec!r} does not depend on y")
     return Preprocessing(spec, expr, "formula")
-
-
-def label_cutoff(m: int) -> float:
-    """Typical largest |y| of M labels, docs/theory.md eq. (4.1): M P(|y| > y_c) = 1."""
-    if not (isinstance(m, (int, np.integer)) and m >= 2):
-        raise InputError(f"M must be an integer >= 2, got {m!r}")
-    return float(math.sqrt(2.0) * erfcinv(1.0 / m))
 
 
 def _y_quadrature(breaks: list[float], y_max: float) -> tuple[np.ndarray, np.ndarray]:

@@ -8,27 +8,27 @@ from scipy.special import erfc
 
 from theory.errors import InputError
 from theory.finite_m import (outlier_eigenvalues, split_extreme_atoms, split_theory, t0_cutoff_law,
-                             t0_label_cutoff, t0_prediction)
+                             label_cutoff, t0_prediction)
 from theory.measure import CurvatureLaw
 
 
 def test_label_cutoff_definition():
     for m in (10, 1000, 10**6):
-        yc = t0_label_cutoff(m)
+        yc = label_cutoff(m)
         assert m * erfc(yc / math.sqrt(2)) == pytest.approx(1.0, rel=1e-9)
     # y_c^2 = 2 log M - log log M - log pi + o(1) (eq. 4.1)
     m = 10**8
-    assert t0_label_cutoff(m) ** 2 == pytest.approx(2 * math.log(m) - math.log(2 * math.log(m)) - math.log(math.pi / 2),
+    assert label_cutoff(m) ** 2 == pytest.approx(2 * math.log(m) - math.log(2 * math.log(m)) - math.log(math.pi / 2),
                                                    abs=0.1)
     with pytest.raises(InputError):
-        t0_label_cutoff(1)
+        label_cutoff(1)
 
 
 def test_cutoff_law_moments():
     law = t0_cutoff_law(4.0, 10**6)
     assert law.mu == pytest.approx(16.0, abs=0.01)  # mu = 4 alpha at t = 0 (eq. 1.3)
     assert np.dot(law.weights, law.y ** 2) == pytest.approx(1.0, abs=1e-3)
-    assert law.D.min() == pytest.approx(6 * law.yhat.min() ** 2 * 0 - 2 * t0_label_cutoff(10**6) ** 2, rel=0.01)
+    assert law.D.min() == pytest.approx(6 * law.yhat.min() ** 2 * 0 - 2 * label_cutoff(10**6) ** 2, rel=0.01)
     with pytest.raises(InputError):
         t0_cutoff_law(4.0, 1000, n_nodes=2)
 

@@ -65,3 +65,20 @@ def test_bad_preprocessing(spec):
 def test_bad_replicas():
     with pytest.raises(InputError):
         spectral_start(make_problem(20, 2.0, seed=0), "plain", replicas=0)
+
+
+def test_run_command_spectral_start(capsys):
+    """`run --init spectral` starts every replica at the spectral estimate and records its
+    overlap; its theory (N = infinity, luo-alghamdi-lu, alpha = 3) is overlap^2 = 0.83."""
+    import json
+
+    from simulation.cli import entry
+
+    assert entry(["run", "--n", "300", "--alpha", "3", "--replicas", "2", "--init", "spectral",
+                  "--preprocess", "luo-alghamdi-lu", "--t-max", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["init"] == "spectral" and out["preprocess"] == "luo-alghamdi-lu"
+    assert 0.8 < abs(out["start_overlap"]) < 1.0
+    assert entry(["run", "--n", "50", "--preprocess", "plain"]) == 2
+    assert entry(["run", "--n", "50", "--init", "spectral", "--q0", "0.5"]) == 2
+    assert "needs --init spectral" in capsys.readouterr().err
