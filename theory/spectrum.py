@@ -659,7 +659,7 @@ def spectrum_summary(measure: Measure | CurvatureLaw, *, strict: bool = True) ->
                               set_by_lowest_atom=edge.set_by_lowest_atom,
                               residuals=Residuals(edge=edge.residual, isolated=iso.residual, bbp=iso.bbp_residual),
                               iterations=edge.iterations + iso.iterations, residual=_solved_residual(edge, iso),
-                              message=iso.message if not edge.converged else f"{edge.message}; {iso.message}")
+                              message=iso.message if math.isnan(edge.rho_edge) else f"{edge.message}; {iso.message}")
     return raise_if_failed(summary, strict)
 
 
