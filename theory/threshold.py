@@ -99,7 +99,7 @@ def threshold_loss(loss: Loss | str | None = None) -> Loss:
     InputError
         Unknown name, no closed-form prox, or a loss other than the quartic one (one line).
     """
-    loss = get_loss(loss).require_prox("the threshold states")
+    loss = get_loss(loss).require_prox("the threshold theory")
     if not _is_quartic(loss.l_expr):
         raise InputError(f"the threshold quadrature (docs/theory.md eq. 3.7) is quartic-specific (its branch "
                          f"point u0 = sqrt(y^2 - 1/(2 chi)) and node placement); loss {loss.name!r} is not "
