@@ -22,14 +22,19 @@ from .measure import read_measure_file
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
 
 
-def _format_value(value) -> str:
+def _format_value(value: object) -> str:
+    """One table cell: none, yes/no, 10 significant digits, or str."""
     if value is None:
         return "none"
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.10g}"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.10g}"
     return str(value)
+
+
+#: status fields of every solver result, printed after its values (theory.errors)
+_STATUS_KEYS = ("converged", "iterations", "residual", "message")
 
 
 # ---------------------------------------------------------------------------- spectrum
@@ -98,12 +103,11 @@ def _run_spectrum(args) -> int:
     if args.json:
         print(json.dumps(json_ready(record)))
     else:
-        keys = ["alpha", "mu", "bulk_edge", "isolated_eigenvalue", "overlap2", "rho_edge", "rho_iso",
-                "converged", "hard_edge", "set_by_lowest_atom"]
-        for key in keys:
-            print(f"{key:<20} {_format_value(record[key])}")
+        _print_record(record, ["alpha", "mu", "bulk_edge", "isolated_eigenvalue", "overlap2", "rho_edge", "rho_iso",
+                               "hard_edge", "set_by_lowest_atom", *_STATUS_KEYS])
         res = record["residuals"]
-        print(f"{'residuals':<20} edge {res['edge']:.2e}, isolated {res['isolated']:.2e}, bbp {res['bbp']:.4g}")
+        print(f"{'residuals':<20} edge {_format_residual(res['edge'])}, isolated {_format_residual(res['isolated'])}, "
+              f"bbp {'none' if res['bbp'] is None else format(res['bbp'], '.4g')}")
         if args.density:
             print(f"{'density plot':<20} {args.density}")
     return 0
@@ -117,15 +121,22 @@ def _add_closure(p) -> None:
                    help="; ".join(f"{k}: {v}" for k, v in CLOSURES.items()) + f" (default {DEFAULT_CLOSURE})")
 
 
-def _check_closure_arg(name: str) -> str:
-    from .threshold import CLOSURES
+def _add_loss(p) -> None:
+    from .loss import LOSSES, get_loss
 
-    if name not in CLOSURES:
-        raise InputError(f"unknown closure {name!r}; choose one of {', '.join(CLOSURES)}")
-    return name
+    default = get_loss().name
+    with_prox = ", ".join(k for k, v in LOSSES.items() if v.prox is not None)
+    p.add_argument("--loss", default=default, metavar="NAME",
+                   help=f"loss from the registry (default {default}); the threshold states need its proximal "
+                        f"map in closed form ({with_prox})")
 
 
-def _print_record(record: dict, keys) -> None:
+def _format_residual(value) -> str:
+    return "none" if value is None else f"{value:.2e}"
+
+
+def _print_record(record: dict, keys: Sequence[str]) -> None:
+    """``key value`` lines, one per key, values by :func:`_format_value`."""
     for key in keys:
         print(f"{key:<20} {_format_value(record[key])}")
 
@@ -137,6 +148,7 @@ def _add_threshold(subparsers) -> None:
                     "replicon marginality, its law of (yhat, y) fed to the random-matrix core.")
     p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
     _add_closure(p)
+    _add_loss(p)
     p.add_argument("--density", metavar="FILE.png", help="write the predicted Hessian density as PNG")
     p.add_argument("--export-measure", metavar="PATH", help="write the predicted law as a measure file (.npz)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -149,7 +161,7 @@ def _run_threshold(args) -> int:
 
     if args.alpha <= 0:
         raise InputError(f"alpha must be > 0, got {args.alpha:g}")
-    state = solve_threshold(args.alpha, closure=_check_closure_arg(args.closure))
+    state = solve_threshold(args.alpha, closure=args.closure, loss=args.loss)
     if args.export_measure:
         write_measure_file(args.export_measure, state.measure)
     if args.density:
@@ -163,9 +175,10 @@ def _run_threshold(args) -> int:
     if args.json:
         print(json.dumps(json_ready(record)))
     else:
-        _print_record(record, ["alpha", "closure", "energy", "complexity", "mu", "bulk_edge",
-                               "isolated_eigenvalue", "overlap2", "Y", "chi", "bbp_residual", "converged"])
-        print(f"{'residuals':<20} " + ", ".join(f"{k} {v:.2e}" for k, v in record["residuals"].items() if v is not None))
+        _print_record(record, ["alpha", "closure", "loss", "energy", "complexity", "mu", "bulk_edge",
+                               "isolated_eigenvalue", "overlap2", "Y", "chi", "bbp_residual", *_STATUS_KEYS])
+        print(f"{'residuals':<20} " + ", ".join(f"{k} {_format_residual(v)}" for k, v in record["residuals"].items()
+                                                if v is not None))
     return 0
 
 
@@ -174,6 +187,7 @@ def _add_alpha_c(subparsers) -> None:
         "alpha-c", help="critical alpha where the threshold Hessian develops a spike toward the signal (BBP)",
         description="alpha_c: root of the BBP residual (eq. 2.9) along the threshold line (docs/theory.md §3.5).")
     _add_closure(p)
+    _add_loss(p)
     p.add_argument("--bracket", type=number_arg, nargs=2, default=(6.0, 24.0), metavar=("LO", "HI"),
                    help="alpha bracket of the root search (default 6 24)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -185,14 +199,14 @@ def _run_alpha_c(args) -> int:
 
     from .threshold import critical_alpha
 
-    result = critical_alpha(closure=_check_closure_arg(args.closure), bracket=tuple(args.bracket))
+    result = critical_alpha(closure=args.closure, bracket=tuple(args.bracket), loss=args.loss)
     record = asdict(result)
     record["bracket"] = list(result.bracket)
     if args.json:
         print(json.dumps(json_ready(record)))
     else:
-        _print_record(record, ["alpha_c", "energy_at_alpha_c", "complexity_at_alpha_c", "Y", "chi", "residual",
-                               "converged", "closure"])
+        _print_record(record, ["alpha_c", "energy_at_alpha_c", "complexity_at_alpha_c", "Y", "chi", "closure", "loss",
+                               *_STATUS_KEYS])
         print(f"{'bracket':<20} [{result.bracket[0]:.12g}, {result.bracket[1]:.12g}]")
     return 0
 
@@ -201,10 +215,12 @@ def _add_curve(subparsers) -> None:
     p = subparsers.add_parser(
         "curve", help="threshold quantities over a grid of alpha, stored as a labelled netCDF file",
         description="Threshold states on an alpha grid (docs/theory.md §3) with alpha_c as an attribute, "
-                    "written atomically as an xarray Dataset (netCDF).")
+                    "written atomically as an xarray Dataset (netCDF). An alpha whose threshold state does "
+                    "not converge is stored as a row with converged = 0 (NaN values) and a warning.")
     p.add_argument("--alpha", nargs="+", default=["3:20:0.25"], metavar="GRID",
                    help="alpha values or START:STOP:STEP ranges (default 3:20:0.25)")
     _add_closure(p)
+    _add_loss(p)
     p.add_argument("--out", required=True, metavar="FILE.nc", help="output netCDF file")
     p.add_argument("--json", action="store_true", help="print a JSON summary; no progress bar")
     p.set_defaults(handler=_run_curve)
@@ -215,14 +231,26 @@ def _run_curve(args) -> int:
     from .io import parse_alpha_grid, write_netcdf
 
     alphas = parse_alpha_grid(args.alpha)
-    ds = threshold_curve(alphas, closure=_check_closure_arg(args.closure), progress=not args.json)
+    ds = threshold_curve(alphas, closure=args.closure, loss=args.loss, progress=not args.json)
     path = write_netcdf(ds, args.out)
-    summary = dict(out=str(path), n_alpha=len(alphas), closure=args.closure,
-                   alpha_c=float(ds.attrs["alpha_c"]), converged=bool(ds["converged"].all()))
+    ok = np.asarray(ds["converged"].values, bool)
+    failed = [float(a) for a in ds["alpha"].values[~ok]]
+    alpha_c_ok = bool(ds.attrs["alpha_c_converged"])
+    summary = dict(out=str(path), n_alpha=len(alphas), closure=args.closure, loss=args.loss,
+                   alpha_c=float(ds.attrs["alpha_c"]), converged=bool(ok.all() and alpha_c_ok),
+                   n_failed=len(failed), failed_alpha=failed, alpha_c_message=str(ds.attrs["alpha_c_message"]))
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(json_ready(summary)))
     else:
         _print_record(summary, list(summary))
+    problems = []
+    if failed:
+        problems.append(f"the threshold state did not converge at alpha = {', '.join(f'{a:g}' for a in failed)} "
+                        f"(rows stored with converged = 0, values NaN)")
+    if not alpha_c_ok:
+        problems.append(f"alpha_c did not converge (attribute NaN): {ds.attrs['alpha_c_message']}")
+    if problems:
+        print(f"warning: {'; '.join(problems)}", file=sys.stderr)
     return 0
 
 
@@ -242,17 +270,20 @@ def _run_plot(args) -> int:
     from .curve import read_curve
     from .plots import plot_threshold_curve
 
-    curve = read_curve(args.curve)
+    curve = read_curve(args.curve, keep_failed=True)
     trapped = None
     if args.sweep:
         from .io import load_netcdf
 
         trapped = load_netcdf(args.sweep, kind="sweep file")
     plot_threshold_curve(args.out, curve, trapped)
+    failed = [float(a) for a in curve["alpha"].values[~np.asarray(curve["converged"].values, bool)]]
     if args.json:
-        print(json.dumps({"out": args.out}))
+        print(json.dumps({"out": args.out, "n_alpha": int(curve.sizes["alpha"]), "failed_alpha": failed}))
     else:
         print(f"figure written to {args.out}")
+        if failed:
+            print(f"{len(failed)} failed alpha(s) left as gaps, marked x: {', '.join(f'{a:g}' for a in failed)}")
     return 0
 
 

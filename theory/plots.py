@@ -1,7 +1,9 @@
 """Figures of the theory package (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
+import math
 import os
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -10,6 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .errors import InputError  # noqa: E402
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["plot_spectral_density", "plot_threshold_curve"]
 
@@ -54,14 +59,25 @@ def plot_spectral_density(path: str | os.PathLike, x: np.ndarray, density: np.nd
     _save_png(fig, path)
 
 
-def plot_threshold_curve(path: str | os.PathLike, curve, sweep=None) -> None:
+def plot_threshold_curve(path: str | os.PathLike, curve: "xr.Dataset", sweep: "xr.Dataset | None" = None) -> None:
     """Three panels against alpha from a theory curve (docs/theory.md §3): the threshold
     energy (with the mean energies of trapped starts of a sweep, per N, when given), mu of
-    both closures, and the isolated eigenvalue and its overlap^2; alpha_c marked."""
+    both closures, and the isolated eigenvalue and its overlap^2; alpha_c marked (unless
+    its search failed, NaN).
+
+    Rows of failed solves (``converged`` = 0) are skipped: their values are not drawn, so
+    the lines have gaps there, and each such alpha is marked by a red x at the bottom of
+    every panel.
+    """
     alpha = curve["alpha"].values
     alpha_c = float(curve.attrs["alpha_c"])
+    ok = np.asarray(curve["converged"].values, bool)
+
+    def column(name: str) -> np.ndarray:
+        return np.where(ok, np.asarray(curve[name].values, float), np.nan)
+
     fig, ax = plt.subplots(1, 3, figsize=(14.0, 4.2), dpi=120)
-    ax[0].plot(alpha, curve["energy"], "k-", lw=1.8, label="threshold energy $e_{th}$ (1RSB)")
+    ax[0].plot(alpha, column("energy"), "k-", lw=1.8, label="threshold energy $e_{th}$ (1RSB)")
     if sweep is not None:
         trapped = sweep["status"] == "trapped"
         e_tr = sweep["final_energy"].where(trapped).mean("start")
@@ -71,20 +87,24 @@ def plot_threshold_curve(path: str | os.PathLike, curve, sweep=None) -> None:
             ax[0].plot(sweep["alpha"].values[sel.values], e_tr.sel(n=n).values[sel.values], "o", ms=4,
                        label=f"trapped gradient flow, N = {int(n)}")
     ax[0].set_ylabel("energy per dimension $e = L/N$")
-    ax[1].plot(alpha, curve["mu_linear"], "C0-", label="$\\mu$, closure marginal")
-    ax[1].plot(alpha, curve["mu_stationary"], "C1--", label="$\\mu$, closure stationary")
+    ax[1].plot(alpha, column("mu_linear"), "C0-", label="$\\mu$, closure marginal")
+    ax[1].plot(alpha, column("mu_stationary"), "C1--", label="$\\mu$, closure stationary")
     ax[1].set_ylabel("Lagrange multiplier $\\mu$")
-    iso = curve["isolated_eigenvalue"] - curve["bulk_edge"]
+    iso = column("isolated_eigenvalue") - column("bulk_edge")
     ax[2].plot(alpha, iso, "C3-", label="$\\lambda_{iso} - \\lambda_{edge}$")
     ax[2].set_ylabel("spike below the bulk edge")
     ax2 = ax[2].twinx()
-    ax2.plot(alpha, curve["overlap2"], "C2--", label="overlap$^2$ with the signal")
+    ax2.plot(alpha, column("overlap2"), "C2--", label="overlap$^2$ with the signal")
     ax2.set_ylabel("squared overlap of the spike with $e$")
     ax2.set_ylim(0, 1)
     ax[2].legend(loc="lower left", fontsize=8)
     ax2.legend(loc="center left", fontsize=8)
     for a in ax:
-        a.axvline(alpha_c, color="0.5", ls=":", lw=1.2, label=f"$\\alpha_c$ = {alpha_c:.4f}")
+        if math.isfinite(alpha_c):
+            a.axvline(alpha_c, color="0.5", ls=":", lw=1.2, label=f"$\\alpha_c$ = {alpha_c:.4f}")
+        if not ok.all():
+            a.plot(alpha[~ok], np.full(int((~ok).sum()), 0.03), "x", color="red", ms=7, mew=1.5, clip_on=False,
+                   transform=a.get_xaxis_transform(), label=f"solver failed ({int((~ok).sum())} alpha)")
         a.set_xlabel("$\\alpha = M/N$")
     ax[0].legend(fontsize=8)
     ax[1].legend(fontsize=8)

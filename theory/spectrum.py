@@ -28,11 +28,12 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
-from .errors import ConvergenceError, InputError
+from .errors import ConvergenceError, InputError, raise_if_failed
 from .io import json_ready
-from .measure import CurvatureLaw
+from .measure import CurvatureLaw, Measure
 
 __all__ = [
     "bbp_threshold",
@@ -49,6 +50,7 @@ __all__ = [
     "eigenvector_overlap2",
     "bbp_residual",
     "spectrum_summary",
+    "spectrum_support_bounds",
 ]
 
 #: Smallest gap 1 - D_min rho explored near the pole; below it the edge is declared hard.
@@ -75,8 +77,10 @@ class EdgeResult:
         lambda(rho_e), eq. 2.3.
     residual : float
         alpha E[(D rho_e / (1 - D rho_e))^2] - 1 (eq. 2.4 times rho_e^2; 0 at a soft edge,
-        <= 0 at a hard edge).
+        <= 0 at a hard edge); NaN when the search failed.
     converged : bool
+        brentq's own verdict on the final search (True at a hard edge, where no search is
+        needed); False when the bracketing or brentq failed, with NaN values.
     hard_edge : bool
         True when eq. 2.4 has no root in the allowed interval: rho_e = 1/D_min (eq. 2.5),
         or rho_e = -inf when D >= 0 and alpha P(D > 0) <= 1.
@@ -91,6 +95,8 @@ class EdgeResult:
         Bracket of the final search, in rho.
     iterations : int
         brentq iterations (0 when no search was needed).
+    message : str
+        One line: how the edge was found (soft, hard) or why the search failed.
     """
 
     rho_edge: float
@@ -102,6 +108,7 @@ class EdgeResult:
     pole_gap: float | None
     bracket: tuple[float, float]
     iterations: int
+    message: str
 
 
 @dataclass(frozen=True)
@@ -121,10 +128,15 @@ class IsolatedResult:
         alpha E[(s^2 - 1) D rho* / (1 - D rho*)] - 1 at the root (eq. 2.6 times -rho*);
         0.0 when there is no root.
     converged : bool
+        brentq's own verdict (True below BBP, where no search is needed); False when the
+        search failed or the lower edge it starts from did, with NaN values (not None:
+        the existence of a spike is then unknown).
     bbp_residual : float
         Same function at rho_e (eq. 2.9): > 0 iff an isolated eigenvalue exists.
     bracket : tuple of float or None
     iterations : int
+    message : str
+        One line: root found, no spike below BBP, or why the search failed.
     """
 
     rho_iso: float | None
@@ -135,6 +147,7 @@ class IsolatedResult:
     bbp_residual: float
     bracket: tuple[float, float] | None
     iterations: int
+    message: str
 
 
 @dataclass(frozen=True)
@@ -150,7 +163,11 @@ class Residuals:
 class SpectrumSummary:
     """Edge, isolated eigenvalue and overlap of a law (docs/theory.md §2).
 
-    ``isolated_eigenvalue`` and ``rho_iso`` are None below the BBP transition.
+    ``isolated_eigenvalue`` and ``rho_iso`` are None below the BBP transition (NaN when a
+    search failed). Status: ``converged`` (edge and isolated searches both converged),
+    ``iterations`` (their brentq iterations, summed), ``residual`` (the largest |residual|
+    of the equations actually solved: eq. 2.4 at a soft edge, eq. 2.6 when a spike exists;
+    0.0 when neither needed a search; NaN on failure), ``message`` (both searches, one line).
     """
 
     alpha: float
@@ -164,6 +181,9 @@ class SpectrumSummary:
     hard_edge: bool
     set_by_lowest_atom: bool
     residuals: Residuals
+    iterations: int
+    residual: float
+    message: str
 
     def to_dict(self) -> dict:
         """JSON-ready dict; non-finite floats (rho_edge = -inf) become None."""
@@ -180,7 +200,11 @@ class StieltjesResult:
     residual : ndarray
         |1 - g (z + mu) + alpha g E[D / (1 - D g)]| (eq. 2.1 times g).
     converged : bool ndarray
+        Per point: residual <= tol after the final Newton/fixed-point stage.
     iterations : int
+        Newton/fixed-point sweeps over all eta levels.
+    message : str
+        One line: how many points converged, the worst residual.
     """
 
     z: np.ndarray
@@ -188,11 +212,16 @@ class StieltjesResult:
     residual: np.ndarray
     converged: np.ndarray
     iterations: int
+    message: str
 
 
 @dataclass(frozen=True, eq=False)
 class DensityResult:
-    """Bulk density rho(x) = -Im g(x + i eta) / pi (eq. 2.10) on a grid of x."""
+    """Bulk density rho(x) = -Im g(x + i eta) / pi (eq. 2.10) on a grid of x.
+
+    ``residual``, ``converged`` (per point), ``iterations`` and ``message`` are those of
+    the underlying :class:`StieltjesResult`.
+    """
 
     x: np.ndarray
     density: np.ndarray
@@ -200,6 +229,8 @@ class DensityResult:
     residual: np.ndarray
     converged: np.ndarray
     coarse_grained: bool
+    iterations: int
+    message: str
 
 
 # ============================================================================ internals
@@ -303,27 +334,43 @@ def _bracket_walk(f, t0: float, step: float, t_limit: float, target_positive: bo
         step *= 2.0
 
 
-def _solve(f, a: float, b: float, what: str, kernel: _Kernel):
+@dataclass(frozen=True)
+class _Root:
+    """One brentq search: the root ``t`` (NaN when the search raised), brentq's verdict,
+    its iteration count and a one-line message."""
+
+    t: float
+    converged: bool
+    iterations: int
+    message: str
+
+
+def _solve(f, a: float, b: float, what: str, kernel: _Kernel) -> _Root:
+    """brentq on the bracket {a, b}; a failure is returned as a value, never raised."""
     a, b = min(a, b), max(a, b)
     if a == b:  # root at the bracket end (e.g. exactly at BBP)
-        return a, _NoSearch
+        return _Root(a, True, 0, f"{what}: root at the bracket end")
     try:
         t, info = brentq(f, a, b, xtol=_XTOL, rtol=_RTOL, maxiter=200, full_output=True, disp=False)
     except (ValueError, RuntimeError) as exc:
-        raise ConvergenceError(f"{what}: brentq failed on [{a:.6g}, {b:.6g}] ({exc}); {kernel.describe()}") from None
+        return _Root(math.nan, False, 0, f"{what}: brentq failed on [{a:.6g}, {b:.6g}] ({exc}); {kernel.describe()}")
     if not info.converged:
-        raise ConvergenceError(f"{what}: brentq did not converge after {info.iterations} iterations "
-                               f"on [{a:.6g}, {b:.6g}]; {kernel.describe()}")
-    return t, info
+        return _Root(t, False, int(info.iterations),
+                     f"{what}: brentq did not converge after {info.iterations} iterations "
+                     f"on [{a:.6g}, {b:.6g}] ({info.flag}); {kernel.describe()}")
+    return _Root(t, True, int(info.iterations), f"{what}: brentq converged in {info.iterations} iterations")
 
 
-class _NoSearch:
-    iterations = 0
-    converged = True
+def _failed_edge(message: str, iterations: int = 0,
+                 bracket: tuple[float, float] = (math.nan, math.nan)) -> EdgeResult:
+    return EdgeResult(rho_edge=math.nan, bulk_edge=math.nan, residual=math.nan, converged=False, hard_edge=False,
+                      set_by_lowest_atom=False, pole_gap=None, bracket=bracket, iterations=iterations,
+                      message=message)
 
 
-def _edge_location(k: _Kernel):
-    """Solve eq. 2.4 in (1/D_min, 0) or (-inf, 0). Returns (EdgeResult, point)."""
+def _edge_location(k: _Kernel) -> tuple[EdgeResult, _Point | None]:
+    """Solve eq. 2.4 in (1/D_min, 0) or (-inf, 0). Returns (EdgeResult, point); on failure
+    the result has ``converged`` False and NaN values, and the point is None."""
     h_of_rho_log = lambda t: k.edge_fn(k.at_rho(-math.exp(t)))  # noqa: E731  (h increases with t)
     if k.has_pole:
         t_switch = math.log(_SWITCH_GAP / -k.D_min)  # log(-rho) at delta = 1/2
@@ -331,11 +378,13 @@ def _edge_location(k: _Kernel):
             # Root with delta in (1/2, 1): rho in (rho_switch, 0); h -> -1 as rho -> 0.
             lo, _, hi, _, found = _bracket_walk(h_of_rho_log, t_switch, -2.0, -700.0, False)
             if not found:
-                raise ConvergenceError(f"lower edge: no sign change of eq. 2.4 near rho = 0; {k.describe()}")
-            t, info = _solve(h_of_rho_log, hi, lo, "lower edge", k)
-            p = k.at_rho(-math.exp(t))
-            gap = 1.0 - k.D_min * p.rho
+                return _failed_edge(f"lower edge: no sign change of eq. 2.4 near rho = 0; {k.describe()}"), None
             bracket = (-math.exp(lo), -math.exp(hi))
+            root = _solve(h_of_rho_log, hi, lo, "lower edge", k)
+            if math.isnan(root.t):
+                return _failed_edge(root.message, root.iterations, tuple(sorted(bracket))), None
+            p = k.at_rho(-math.exp(root.t))
+            gap = 1.0 - k.D_min * p.rho
         else:
             h_of_gap_log = lambda u: k.edge_fn(k.at_gap(math.exp(u)))  # noqa: E731  (decreases with u)
             u_lo_limit = math.log(MIN_POLE_GAP)
@@ -345,19 +394,22 @@ def _edge_location(k: _Kernel):
                 p = k.at_gap(MIN_POLE_GAP)
                 result = EdgeResult(rho_edge=1.0 / k.D_min, bulk_edge=k.lam(p), residual=f_lo, converged=True,
                                     hard_edge=True, set_by_lowest_atom=True, pole_gap=0.0,
-                                    bracket=(1.0 / k.D_min, 1.0 / k.D_min),
-                                    iterations=0)
+                                    bracket=(1.0 / k.D_min, 1.0 / k.D_min), iterations=0,
+                                    message="lower edge: hard, eq. 2.4 has no root before the pole "
+                                            "(rho_e = 1/D_min, eq. 2.5)")
                 return result, p
-            u, info = _solve(h_of_gap_log, lo, hi, "lower edge", k)
-            gap = math.exp(u)
-            p = k.at_gap(gap)
             bracket = ((1 - math.exp(lo)) / k.D_min, (1 - math.exp(hi)) / k.D_min)
+            root = _solve(h_of_gap_log, lo, hi, "lower edge", k)
+            if math.isnan(root.t):
+                return _failed_edge(root.message, root.iterations, tuple(sorted(bracket))), None
+            gap = math.exp(root.t)
+            p = k.at_gap(gap)
         # Is the root carried by the atom(s) at D_min alone? (eq. 2.4 without them at the pole)
         x_rest = np.divide(k.r, k.c, out=np.zeros_like(k.r), where=~k.at_lowest)
         hard = k.alpha * float(np.dot(k.w, x_rest * x_rest)) - 1.0 <= 0
-        result = EdgeResult(rho_edge=p.rho, bulk_edge=k.lam(p), residual=k.edge_fn(p), converged=True,
+        result = EdgeResult(rho_edge=p.rho, bulk_edge=k.lam(p), residual=k.edge_fn(p), converged=root.converged,
                             hard_edge=False, set_by_lowest_atom=bool(hard), pole_gap=gap,
-                            bracket=tuple(sorted(bracket)), iterations=info.iterations)
+                            bracket=tuple(sorted(bracket)), iterations=root.iterations, message=root.message)
         return result, p
     # D >= 0: no pole for rho < 0; h increases from -1 (rho = 0^-) to alpha P(D > 0) - 1 (rho -> -inf).
     if k.D_max == 0:
@@ -368,18 +420,21 @@ def _edge_location(k: _Kernel):
     if not found:
         # alpha P(D > 0) <= 1: the lowest eigenvalue is the atom of zero modes at -mu.
         result = EdgeResult(rho_edge=-math.inf, bulk_edge=-k.mu, residual=f_hi, converged=True, hard_edge=True,
-                            set_by_lowest_atom=False, pole_gap=None, bracket=(-math.inf, -math.inf), iterations=0)
+                            set_by_lowest_atom=False, pole_gap=None, bracket=(-math.inf, -math.inf), iterations=0,
+                            message="lower edge: hard, alpha P(D > 0) <= 1 (the atom of zero modes at -mu)")
         return result, k.at_rho(-math.exp(MAX_LOG_RHO))
     if lo == hi:  # h already > 0 at t0: walk toward rho = 0
         hi, _, lo, _, found = _bracket_walk(h_of_rho_log, t0, -2.0, -700.0, False)
         if not found:
-            raise ConvergenceError(f"lower edge: no sign change of eq. 2.4 near rho = 0; {k.describe()}")
-    t, info = _solve(h_of_rho_log, lo, hi, "lower edge", k)
-    p = k.at_rho(-math.exp(t))
-    result = EdgeResult(rho_edge=p.rho, bulk_edge=k.lam(p), residual=k.edge_fn(p), converged=True,
-                        hard_edge=False, set_by_lowest_atom=False, pole_gap=None,
-                        bracket=tuple(sorted((-math.exp(lo), -math.exp(hi)))),
-                        iterations=info.iterations)
+            return _failed_edge(f"lower edge: no sign change of eq. 2.4 near rho = 0; {k.describe()}"), None
+    bracket = tuple(sorted((-math.exp(lo), -math.exp(hi))))
+    root = _solve(h_of_rho_log, lo, hi, "lower edge", k)
+    if math.isnan(root.t):
+        return _failed_edge(root.message, root.iterations, bracket), None
+    p = k.at_rho(-math.exp(root.t))
+    result = EdgeResult(rho_edge=p.rho, bulk_edge=k.lam(p), residual=k.edge_fn(p), converged=root.converged,
+                        hard_edge=False, set_by_lowest_atom=False, pole_gap=None, bracket=bracket,
+                        iterations=root.iterations, message=root.message)
     return result, p
 
 
@@ -391,22 +446,35 @@ def _edge_point(k: _Kernel, edge: EdgeResult) -> _Point:
     return k.at_rho(edge.rho_edge)
 
 
+def _failed_isolated(message: str, bbp: float = math.nan, iterations: int = 0,
+                     bracket: tuple[float, float] | None = None) -> IsolatedResult:
+    return IsolatedResult(rho_iso=math.nan, isolated_eigenvalue=math.nan, overlap2=math.nan, residual=math.nan,
+                          converged=False, bbp_residual=bbp, bracket=bracket, iterations=iterations,
+                          message=message)
+
+
 def _isolated(k: _Kernel, edge: EdgeResult) -> IsolatedResult:
-    """Solve eq. 2.6 in (rho_e, 0); see :func:`isolated_eigenvalue`."""
+    """Solve eq. 2.6 in (rho_e, 0); see :func:`isolated_eigenvalue`. Failures (also of
+    ``edge``) are returned as values with ``converged`` False."""
+    if math.isnan(edge.rho_edge):
+        return _failed_isolated(f"isolated eigenvalue: not attempted, {edge.message}")
     p_edge = _edge_point(k, edge)
     bbp = k.spike_fn(p_edge)
     if not bbp > 0:
         return IsolatedResult(rho_iso=None, isolated_eigenvalue=None, overlap2=0.0, residual=0.0, converged=True,
-                              bbp_residual=bbp, bracket=None, iterations=0)
+                              bbp_residual=bbp, bracket=None, iterations=0,
+                              message="isolated eigenvalue: none (BBP residual <= 0)")
     T_of_rho_log = lambda t: k.spike_fn(k.at_rho(-math.exp(t)))  # noqa: E731
     in_gap_mode = k.has_pole and edge.pole_gap is not None and edge.pole_gap < _SWITCH_GAP
     if in_gap_mode and k.spike_fn(k.at_gap(_SWITCH_GAP)) <= 0:
         # Root between the edge and delta = 1/2: gap coordinate.
         T_of_gap_log = lambda u: k.spike_fn(k.at_gap(math.exp(u)))  # noqa: E731
         u_edge = math.log(max(edge.pole_gap, MIN_POLE_GAP))
-        u, info = _solve(T_of_gap_log, u_edge, math.log(_SWITCH_GAP), "isolated eigenvalue", k)
-        p = k.at_gap(math.exp(u))
-        bracket = (edge.rho_edge, (1 - _SWITCH_GAP) / k.D_min)
+        bracket = tuple(sorted((edge.rho_edge, (1 - _SWITCH_GAP) / k.D_min)))
+        root = _solve(T_of_gap_log, u_edge, math.log(_SWITCH_GAP), "isolated eigenvalue", k)
+        if math.isnan(root.t):
+            return _failed_isolated(root.message, bbp, root.iterations, bracket)
+        p = k.at_gap(math.exp(root.t))
     else:
         if in_gap_mode:
             t_start = math.log(_SWITCH_GAP / -k.D_min)
@@ -416,17 +484,21 @@ def _isolated(k: _Kernel, edge: EdgeResult) -> IsolatedResult:
             t_start = MAX_LOG_RHO
         hi, _, lo, _, found = _bracket_walk(T_of_rho_log, t_start, -2.0, -700.0, False)
         if not found:
-            raise ConvergenceError(f"isolated eigenvalue: no sign change of eq. 2.6 near rho = 0; {k.describe()}")
-        t, info = _solve(T_of_rho_log, lo, hi, "isolated eigenvalue", k)
-        p = k.at_rho(-math.exp(t))
-        bracket = (-math.exp(hi), -math.exp(lo))
+            return _failed_isolated(f"isolated eigenvalue: no sign change of eq. 2.6 near rho = 0; {k.describe()}",
+                                    bbp)
+        bracket = tuple(sorted((-math.exp(hi), -math.exp(lo))))
+        root = _solve(T_of_rho_log, lo, hi, "isolated eigenvalue", k)
+        if math.isnan(root.t):
+            return _failed_isolated(root.message, bbp, root.iterations, bracket)
+        p = k.at_rho(-math.exp(root.t))
     return IsolatedResult(rho_iso=p.rho, isolated_eigenvalue=k.lam(p), overlap2=k.overlap2(p),
-                          residual=k.spike_fn(p), converged=True, bbp_residual=bbp, bracket=tuple(sorted(bracket)),
-                          iterations=info.iterations)
+                          residual=k.spike_fn(p), converged=root.converged, bbp_residual=bbp, bracket=bracket,
+                          iterations=root.iterations, message=root.message)
 
 
 # ============================================================================ public API
-def inverse_stieltjes(rho, measure):
+def inverse_stieltjes(rho: complex | ArrayLike,
+                      measure: Measure | CurvatureLaw) -> float | complex | np.ndarray:
     """Inverse Stieltjes map lambda(rho), docs/theory.md eq. (2.3).
 
     ``lambda(rho) = 1/rho - mu + alpha E[D / (1 - D rho)]``.
@@ -457,7 +529,7 @@ def inverse_stieltjes(rho, measure):
     return out.item() if out.ndim == 0 else out
 
 
-def bulk_lower_edge(measure) -> EdgeResult:
+def bulk_lower_edge(measure: Measure | CurvatureLaw, *, strict: bool = True) -> EdgeResult:
     """Lower edge of the bulk, docs/theory.md eqs. (2.4)-(2.5).
 
     rho_e is the root of ``lambda'(rho) = 0``, i.e. ``alpha E[(D rho / (1 - D rho))^2] = 1``,
@@ -465,25 +537,38 @@ def bulk_lower_edge(measure) -> EdgeResult:
     side is monotone there so the root is unique. Without a root the edge is hard,
     rho_e = 1/D_min. The edge eigenvalue is ``lambda(rho_e)`` (eq. 2.3).
 
+    Parameters
+    ----------
+    measure : Measure or CurvatureLaw
+    strict : bool
+        Raise on failure (default); False returns the failed result (``converged``
+        False, NaN values, ``message`` saying why).
+
     Raises
     ------
     ConvergenceError
-        If the bracketing or brentq fails (message names alpha, mu and the range of D).
+        ``strict`` and the bracketing or brentq failed (message names alpha, mu and the
+        range of D; the failed result is attached as ``result``).
     """
-    return _edge_location(_Kernel(_as_law(measure)))[0]
+    return raise_if_failed(_edge_location(_Kernel(_as_law(measure)))[0], strict)
 
 
-def bbp_residual(measure, edge: EdgeResult | None = None) -> float:
+def bbp_residual(measure: Measure | CurvatureLaw, edge: EdgeResult | None = None) -> float:
     """BBP indicator, docs/theory.md eq. (2.9): ``alpha E[(s^2 - 1) D rho_e / (1 - D rho_e)] - 1``.
 
     Positive iff an isolated eigenvalue exists below the bulk; zero at the BBP transition.
+
+    Raises
+    ------
+    ConvergenceError
+        The lower edge (computed, or given as ``edge``) did not converge.
     """
     k = _Kernel(_as_law(measure))
-    edge = edge if edge is not None else _edge_location(k)[0]
+    edge = raise_if_failed(edge if edge is not None else _edge_location(k)[0], True)
     return k.spike_fn(_edge_point(k, edge))
 
 
-def bbp_threshold(alphas, residuals) -> float | None:
+def bbp_threshold(alphas: ArrayLike, residuals: ArrayLike) -> float | None:
     """alpha of the BBP transition from BBP residuals (eq. 2.9) computed on a grid of alpha.
 
     The first crossing from residual <= 0 to > 0 in increasing alpha, by linear
@@ -497,7 +582,8 @@ def bbp_threshold(alphas, residuals) -> float | None:
     return None
 
 
-def isolated_eigenvalue(measure, edge: EdgeResult | None = None) -> IsolatedResult:
+def isolated_eigenvalue(measure: Measure | CurvatureLaw, edge: EdgeResult | None = None, *,
+                        strict: bool = True) -> IsolatedResult:
     """Isolated eigenvalue toward e, docs/theory.md eqs. (2.6)-(2.8).
 
     rho* in (rho_e, 0) solves ``1/rho* = alpha E[D (s^2 - 1) / (1 - D rho*)]`` (eq. 2.6,
@@ -506,17 +592,26 @@ def isolated_eigenvalue(measure, edge: EdgeResult | None = None) -> IsolatedResu
     there is no root: ``rho_iso`` and ``isolated_eigenvalue`` are None and ``overlap2``
     is 0.0.
 
+    Parameters
+    ----------
+    measure : Measure or CurvatureLaw
+    edge : EdgeResult, optional
+        The lower edge of the same law (computed when omitted).
+    strict : bool
+        Raise on failure (default); False returns the failed result (NaN values).
+
     Raises
     ------
     ConvergenceError
-        If brentq fails (message names alpha, mu and the range of D).
+        ``strict`` and the edge or the spike search failed (message names alpha, mu and
+        the range of D; the failed result is attached as ``result``).
     """
     k = _Kernel(_as_law(measure))
     edge = edge if edge is not None else _edge_location(k)[0]
-    return _isolated(k, edge)
+    return raise_if_failed(_isolated(k, edge), strict)
 
 
-def eigenvector_overlap2(rho: float, measure) -> float:
+def eigenvector_overlap2(rho: float, measure: Measure | CurvatureLaw) -> float:
     """Squared overlap with e of the eigenvector at rho, docs/theory.md eq. (2.8).
 
     ``|lambda'(rho)| / (|lambda'(rho)| + alpha E[D^2 s^2 / (1 - D rho)^2])``, meaningful at
@@ -528,17 +623,44 @@ def eigenvector_overlap2(rho: float, measure) -> float:
     return k.overlap2(k.at_rho(float(rho)))
 
 
-def spectrum_summary(measure) -> SpectrumSummary:
-    """Lower edge, isolated eigenvalue and its overlap with e (docs/theory.md §2)."""
+def _solved_residual(edge: EdgeResult, iso: IsolatedResult) -> float:
+    """Largest |residual| of the equations solved by a root search (eq. 2.4 at a soft
+    edge, eq. 2.6 when a spike exists); 0.0 when none was; NaN after a failure."""
+    if not (edge.converged and iso.converged):
+        return math.nan
+    solved = ([abs(edge.residual)] if not edge.hard_edge else []) + \
+        ([abs(iso.residual)] if iso.rho_iso is not None else [])
+    return float(max(solved, default=0.0))
+
+
+def spectrum_summary(measure: Measure | CurvatureLaw, *, strict: bool = True) -> SpectrumSummary:
+    """Lower edge, isolated eigenvalue and its overlap with e (docs/theory.md §2).
+
+    Parameters
+    ----------
+    measure : Measure or CurvatureLaw
+    strict : bool
+        Raise on failure (default); False returns the failed summary (``converged``
+        False, NaN values, ``message`` naming the search that failed).
+
+    Raises
+    ------
+    ConvergenceError
+        ``strict`` and the edge or the spike search failed (the summary attached).
+    """
     k = _Kernel(_as_law(measure))
     edge, _ = _edge_location(k)
     iso = _isolated(k, edge)
-    return SpectrumSummary(alpha=k.alpha, mu=k.mu, bulk_edge=edge.bulk_edge,
-                           isolated_eigenvalue=iso.isolated_eigenvalue, overlap2=iso.overlap2,
-                           rho_edge=edge.rho_edge, rho_iso=iso.rho_iso,
-                           converged=edge.converged and iso.converged, hard_edge=edge.hard_edge,
-                           set_by_lowest_atom=edge.set_by_lowest_atom,
-                           residuals=Residuals(edge=edge.residual, isolated=iso.residual, bbp=iso.bbp_residual))
+    converged = edge.converged and iso.converged
+    summary = SpectrumSummary(alpha=k.alpha, mu=k.mu, bulk_edge=edge.bulk_edge,
+                              isolated_eigenvalue=iso.isolated_eigenvalue, overlap2=iso.overlap2,
+                              rho_edge=edge.rho_edge, rho_iso=iso.rho_iso,
+                              converged=converged, hard_edge=edge.hard_edge,
+                              set_by_lowest_atom=edge.set_by_lowest_atom,
+                              residuals=Residuals(edge=edge.residual, isolated=iso.residual, bbp=iso.bbp_residual),
+                              iterations=edge.iterations + iso.iterations, residual=_solved_residual(edge, iso),
+                              message=iso.message if math.isnan(edge.rho_edge) else f"{edge.message}; {iso.message}")
+    return raise_if_failed(summary, strict)
 
 
 # ---------------------------------------------------------------------------- Stieltjes
@@ -619,7 +741,7 @@ def _solve_stieltjes_upper(z, D, w, alpha, mu, tol, max_iter):
     return g, res, res <= tol, iterations
 
 
-def stieltjes(z, measure, *, tol: float = 1e-10, max_iter: int = 400, max_atoms: int | None = None,
+def stieltjes(z: complex | ArrayLike, measure: Measure | CurvatureLaw, *, tol: float = 1e-10, max_iter: int = 400, max_atoms: int | None = None,
               strict: bool = True) -> StieltjesResult:
     """Limiting Stieltjes transform g(z) = lim (1/N) tr (z - H)^(-1), docs/theory.md eq. (2.1).
 
@@ -639,7 +761,8 @@ def stieltjes(z, measure, *, tol: float = 1e-10, max_iter: int = 400, max_atoms:
         If set and the law has more distinct values of D, coarse-grain it (see
         :func:`bulk_density`); None = exact.
     strict : bool
-        Raise :class:`ConvergenceError` if any point fails to converge.
+        Raise :class:`ConvergenceError` (the result attached) if any point fails to
+        converge; False returns the result, ``converged`` marking the points that did.
     """
     law = _as_law(measure)
     z = np.asarray(z, dtype=np.complex128)
@@ -655,15 +778,21 @@ def stieltjes(z, measure, *, tol: float = 1e-10, max_iter: int = 400, max_atoms:
     zu = np.where(lower, np.conj(z), z)
     g, res, conv, its = _solve_stieltjes_upper(zu, D, w, law.alpha, law.mu, tol, max_iter)
     g = np.where(lower, np.conj(g), g)
-    if strict and not conv.all():
+    if conv.all():
+        message = (f"stieltjes: {z.size} points converged in {its} iterations "
+                   f"(largest residual {float(res.max(initial=0.0)):.3g} <= {tol:g})")
+    else:
         bad = int(np.argmax(~conv))
-        raise ConvergenceError(f"stieltjes: {int((~conv).sum())} of {z.size} points did not converge "
-                               f"(first z={z[bad]:.6g}, residual {res[bad]:.3g}); alpha={law.alpha:g}, mu={law.mu:g}")
-    return StieltjesResult(z=z.reshape(shape), g=g.reshape(shape), residual=res.reshape(shape),
-                           converged=conv.reshape(shape), iterations=its)
+        message = (f"stieltjes: {int((~conv).sum())} of {z.size} points did not converge "
+                   f"(first z={z[bad]:.6g}, residual {res[bad]:.3g}); alpha={law.alpha:g}, mu={law.mu:g}")
+    result = StieltjesResult(z=z.reshape(shape), g=g.reshape(shape), residual=res.reshape(shape),
+                             converged=conv.reshape(shape), iterations=its, message=message)
+    if strict and not conv.all():
+        raise ConvergenceError(message, result)
+    return result
 
 
-def bulk_density(x, measure, *, eta: float = 1e-9, max_atoms: int | None = 20000, tol: float = 1e-10,
+def bulk_density(x: ArrayLike, measure: Measure | CurvatureLaw, *, eta: float = 1e-9, max_atoms: int | None = 20000, tol: float = 1e-10,
                  strict: bool = True) -> DensityResult:
     """Bulk eigenvalue density rho(x) = -Im g(x + i eta) / pi, docs/theory.md eq. (2.10).
 
@@ -678,21 +807,29 @@ def bulk_density(x, measure, *, eta: float = 1e-9, max_atoms: int | None = 20000
         Laws with more distinct D values are coarse-grained (the 256 lowest and highest
         atoms kept, the rest merged into equal-weight bins at their mean D; error second
         order in the bin width). None = exact (cost grows like len(x) * atoms).
+    tol : float
+        Target residual of eq. 2.1 (see :func:`stieltjes`).
+    strict : bool
+        Raise :class:`ConvergenceError` (the density attached) if any point fails to
+        converge; False returns the density with ``converged`` per point.
     """
     law = _as_law(measure)
     x = np.asarray(x, dtype=np.float64)
     if not np.isfinite(x).all():
         raise InputError("bulk_density needs finite x")
     scale = 1.0 + abs(law.mu) + (1.0 + law.alpha) * float(np.max(np.abs(law.D)))
-    res = stieltjes(x + 1j * eta * scale, law, tol=tol, max_atoms=max_atoms, strict=strict)
+    res = stieltjes(x + 1j * eta * scale, law, tol=tol, max_atoms=max_atoms, strict=False)
     keep = law.weights > 0
     coarse = max_atoms is not None and np.unique(law.D[keep]).size > max_atoms
     density = np.maximum(-res.g.imag / np.pi, 0.0)
-    return DensityResult(x=x, density=density, eta=eta * scale, residual=res.residual, converged=res.converged,
-                         coarse_grained=coarse)
+    result = DensityResult(x=x, density=density, eta=eta * scale, residual=res.residual, converged=res.converged,
+                           coarse_grained=coarse, iterations=res.iterations, message=res.message)
+    if strict and not res.converged.all():
+        raise ConvergenceError(res.message, result)
+    return result
 
 
-def spectrum_support_bounds(measure) -> tuple[float, float]:
+def spectrum_support_bounds(measure: Measure | CurvatureLaw) -> tuple[float, float]:
     """Crude bounds containing the limiting spectrum: -mu + min(D_min, 0) (1 + sqrt(alpha))^2
     and -mu + max(D_max, 0) (1 + sqrt(alpha))^2 (norm bound of the Wishart part)."""
     law = _as_law(measure)

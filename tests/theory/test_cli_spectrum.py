@@ -38,6 +38,8 @@ def test_json_matches_api(state_file, capsys):
     assert out["isolated_eigenvalue"] == ref.isolated_eigenvalue or out["isolated_eigenvalue"] == pytest.approx(
         ref.isolated_eigenvalue)
     assert set(out["residuals"]) == {"edge", "isolated", "bbp"}
+    assert out["converged"] is True and out["iterations"] == ref.iterations > 0
+    assert out["residual"] == pytest.approx(ref.residual) and out["message"] == ref.message
 
 
 def test_overrides_and_table(state_file, capsys):

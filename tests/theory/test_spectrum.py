@@ -329,3 +329,84 @@ def test_bbp_threshold_interpolates_the_first_upward_crossing():
     assert bbp_threshold([2, 3, 4], [-0.3, -0.2, -0.1]) is None       # none on the grid
     assert bbp_threshold([2, 3, 4, 5], [-0.2, np.nan, -0.1, 0.1]) == pytest.approx(4.5)  # nan skipped
     assert bbp_threshold([2, 3], [0.0, 0.3]) == pytest.approx(2.0)     # residual 0 at a grid point
+
+
+# ---------------------------------------------------------------- status as values
+def test_status_is_brentq_s(monkeypatch):
+    """iterations are brentq's own count (a wrapper counts them independently); messages
+    say how each search ended; the summary sums iterations and takes the largest solved residual."""
+    import scipy.optimize
+
+    import theory.spectrum as spectrum_module
+
+    counts = []
+
+    def counting_brentq(*args, **kwargs):
+        x, info = scipy.optimize.brentq(*args, **kwargs)
+        counts.append(info.iterations)
+        return x, info
+
+    monkeypatch.setattr(spectrum_module, "brentq", counting_brentq)
+    law = population_law(spiked_D)
+    summary = spectrum_summary(law)
+    edge, iso = bulk_lower_edge(law), isolated_eigenvalue(law)
+    assert len(counts) == 5 and counts[0] > 0 and counts[1] > 0  # summary: edge + spike; then edge; edge + spike
+    assert summary.iterations == counts[0] + counts[1] == edge.iterations + iso.iterations
+    assert summary.converged and edge.converged and iso.converged
+    assert summary.residual == max(abs(edge.residual), abs(iso.residual)) < 1e-12
+    assert "lower edge: brentq converged" in summary.message and "isolated eigenvalue: brentq converged" in summary.message
+    none = isolated_eigenvalue(population_law(unspiked_D))
+    assert none.converged and none.iterations == 0 and "none" in none.message
+    hard = bulk_lower_edge(CurvatureLaw(D=np.array([-1.0, 1.0]), s=np.array([-1.0, 1.0]), weights=[1e-9, 1 - 1e-9],
+                                        alpha=4.0, mu=0.0))
+    assert hard.hard_edge == (hard.iterations == 0)
+
+
+def test_failed_search_is_a_value(monkeypatch):
+    """A brentq capped at one iteration does not converge: strict=False returns the failed
+    results, strict=True raises with them attached (ConvergenceError.result)."""
+    import scipy.optimize
+
+    import theory.spectrum as spectrum_module
+    from theory.errors import ConvergenceError
+
+    monkeypatch.setattr(spectrum_module, "brentq",
+                        lambda f, a, b, **kw: scipy.optimize.brentq(f, a, b, **{**kw, "maxiter": 1}))
+    law = population_law(spiked_D)
+    edge = bulk_lower_edge(law, strict=False)
+    assert not edge.converged and edge.iterations == 1 and "did not converge" in edge.message
+    summary = spectrum_summary(law, strict=False)
+    assert not summary.converged and math.isnan(summary.residual) and "did not converge" in summary.message
+    with pytest.raises(ConvergenceError, match="lower edge: brentq did not converge") as exc:
+        spectrum_summary(law)
+    assert exc.value.result is not None and not exc.value.result.converged
+    with pytest.raises(ConvergenceError) as exc:
+        isolated_eigenvalue(law)
+    assert not exc.value.result.converged
+
+
+def test_stieltjes_failure_is_a_value():
+    law = population_law(spiked_D)
+    z = np.array([0.5 + 1e-3j, 2.0 + 1e-3j])
+    res = stieltjes(z, law, tol=1e-300, max_iter=1, strict=False)
+    assert not res.converged.any() and "did not converge" in res.message and res.iterations > 0
+    from theory.errors import ConvergenceError
+
+    with pytest.raises(ConvergenceError) as exc:
+        bulk_density(z.real, law, tol=1e-300)
+    assert exc.value.result is not None and exc.value.result.density.shape == (2,)
+    ok = stieltjes(z, law)
+    assert ok.converged.all() and "2 points converged" in ok.message
+
+
+def test_brentq_error_gives_nan_edge_and_no_spike_search(monkeypatch):
+    import theory.spectrum as spectrum_module
+
+    def broken(*args, **kwargs):
+        raise ValueError("f(a) and f(b) must have different signs")
+
+    monkeypatch.setattr(spectrum_module, "brentq", broken)
+    summary = spectrum_summary(population_law(spiked_D), strict=False)
+    assert not summary.converged and math.isnan(summary.bulk_edge) and math.isnan(summary.overlap2)
+    assert summary.isolated_eigenvalue is not None and math.isnan(summary.isolated_eigenvalue)  # unknown, not "none"
+    assert "brentq failed" in summary.message and "not attempted" in summary.message

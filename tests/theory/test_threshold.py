@@ -11,13 +11,13 @@ import sys
 
 import numpy as np
 import pytest
-from numpy.polynomial.hermite_e import hermegauss
 
+import theory.threshold as threshold_module
 from theory.errors import ConvergenceError, InputError
+from theory.loss import make_loss, quartic_prox, quartic_prox_step
 from theory.measure import Measure
 from theory.spectrum import spectrum_summary
-from theory.threshold import (Quadrature, critical_alpha, one_rsb_averages, prox_quartic,
-                              solve_threshold)
+from theory.threshold import Quadrature, critical_alpha, one_rsb_averages, solve_threshold
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def alpha_c():
 def test_prox_is_the_global_minimiser():
     rng = np.random.default_rng(0)
     z, y, chi = rng.uniform(0, 4, 200), rng.normal(0, 2, 200), 0.15
-    u = prox_quartic(z, y, chi)
+    u = quartic_prox(z, y, chi)
     grid = np.linspace(-8, 8, 160001)
     for zi, yi, ui in zip(z, y, u):
         f = (grid - zi) ** 2 / (2 * chi) + 0.5 * (grid**2 - yi**2) ** 2
@@ -52,7 +52,7 @@ def _z_grid_averages(alpha, chi, Y, n_z=40001):
     trap[[0, -1]] /= 2
 
     def inner(y):
-        u = prox_quartic(z, np.full_like(z, y), chi)
+        u = quartic_prox(z, np.full_like(z, y), chi)
         V = 0.5 * (u * u - y * y) ** 2
         f = (u - z) ** 2 / (2 * chi) + V
         w = trap * np.exp(-z * z / 2 - Y * f)
@@ -143,6 +143,58 @@ def test_bad_input():
         critical_alpha(bracket=(5.0, 4.0))
 
 
+def test_bad_loss_is_one_line_input_error():
+    for call in (lambda loss: solve_threshold(4.0, loss=loss), lambda loss: critical_alpha(loss=loss),
+                 lambda loss: one_rsb_averages(4.0, 0.17, 0.28, loss=loss)):
+        with pytest.raises(InputError, match="proximal map") as exc:
+            call("amplitude")  # registered, but no closed-form prox
+        assert "\n" not in str(exc.value)
+        with pytest.raises(InputError, match="unknown loss"):
+            call("nope")
+    # a loss with a prox whose quadrature (branch point of eq. 3.7) is not the quartic one
+    doubled = make_loss("doubled", "2*(yhat**2 - y**2)**2", prox=quartic_prox, prox_step=quartic_prox_step)
+    with pytest.raises(InputError, match="quartic-specific"):
+        solve_threshold(4.0, loss=doubled)
+    # the quartic loss by formula is accepted and gives the same state
+    same = make_loss("quartic-by-formula", "(y**2 - yhat**2)**2", prox=quartic_prox, prox_step=quartic_prox_step)
+    assert one_rsb_averages(5.0, 0.1334, 0.216, loss=same).energy == one_rsb_averages(5.0, 0.1334, 0.216).energy
+
+
+def test_status_is_the_root_finders(states, monkeypatch):
+    """iterations = the evaluations of eqs. 3.4-3.5 that scipy's root made (counted here
+    independently); residual = the larger residual; message names alpha."""
+    calls = []
+    real = threshold_module._averages
+    monkeypatch.setattr(threshold_module, "_averages", lambda *a: calls.append(a) or real(*a))
+    st = solve_threshold(5.0)
+    assert st.iterations == len(calls) - 1  # root's evaluations, plus one at the solution
+    assert st.residual == max(abs(st.residuals["chi"]), abs(st.residuals["replicon"])) <= 1e-10
+    assert st.converged and "alpha=5" in st.message and st.spectrum.converged
+    assert st.spectrum.iterations > 0 and st.spectrum.residual == abs(st.spectrum.residuals.edge)
+    assert st.to_dict()["message"] == st.message and st.to_dict()["loss"] == "quartic"
+
+
+def test_failed_state_as_value():
+    st = solve_threshold(0.8, strict=False)  # chi runs away: no threshold state
+    assert not st.converged and st.iterations > 0 and st.residual > 1e-10
+    assert "alpha=0.8" in st.message and "residual" in st.message
+    assert np.isnan(st.bulk_edge) and st.spectrum is None and st.measure is None
+    with pytest.raises(ConvergenceError) as exc:
+        solve_threshold(0.8)
+    assert exc.value.result is not None and not exc.value.result.converged
+    assert str(exc.value) == exc.value.result.message
+
+
+def test_failed_alpha_c_as_value():
+    res = critical_alpha(bracket=(6.0, 8.0), strict=False)  # no spike on [6, 8]: no sign change
+    assert not res.converged and np.isnan(res.alpha_c) and "does not change sign" in res.message
+    with pytest.raises(ConvergenceError, match="does not change sign") as exc:
+        critical_alpha(bracket=(6.0, 8.0))
+    assert exc.value.result is not None and np.isnan(exc.value.result.alpha_c)
+    res = critical_alpha(bracket=(0.8, 20.0), strict=False)  # the threshold solve at 0.8 fails
+    assert not res.converged and "alpha=0.8" in res.message
+
+
 def run_module(*args):
     return subprocess.run([sys.executable, "-m", "theory", *args], capture_output=True, text=True, timeout=300)
 
@@ -152,14 +204,16 @@ def test_cli_threshold_and_alpha_c_json(alpha_c):
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     for key in ("alpha", "energy", "complexity", "mu", "bulk_edge", "isolated_eigenvalue", "overlap2",
-                "residuals", "converged"):
+                "residuals", "converged", "iterations", "residual", "message", "loss"):
         assert key in rec
+    assert rec["converged"] is True and rec["iterations"] > 0 and rec["residual"] <= 1e-10
     assert rec["isolated_eigenvalue"] is None and abs(rec["bulk_edge"]) < 1e-8
     out = run_module("alpha-c", "--json")
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
     assert rec["alpha_c"] == pytest.approx(alpha_c.alpha_c, rel=1e-12)
-    assert {"alpha_c", "energy_at_alpha_c", "residual", "bracket"} <= set(rec)
+    assert {"alpha_c", "energy_at_alpha_c", "residual", "bracket", "converged", "iterations", "message"} <= set(rec)
+    assert rec["converged"] is True and rec["iterations"] > 0
 
 
 @pytest.mark.parametrize("args, status", [
@@ -167,6 +221,10 @@ def test_cli_threshold_and_alpha_c_json(alpha_c):
     (("threshold", "--alpha", "4", "--closure", "nope"), 2),
     (("threshold",), 2),
     (("alpha-c", "--closure", "nope"), 2),
+    (("threshold", "--alpha", "4", "--loss", "amplitude"), 2),
+    (("threshold", "--alpha", "4", "--loss", "nope"), 2),
+    (("alpha-c", "--loss", "amplitude"), 2),
+    (("curve", "--alpha", "4", "--loss", "amplitude", "--out", "never-written.nc"), 2),
     (("threshold", "--alpha", "0.8"), 3),
 ])
 def test_cli_errors_are_one_line(args, status):
@@ -176,18 +234,38 @@ def test_cli_errors_are_one_line(args, status):
 
 
 def test_curve_and_plot(tmp_path):
+    """A curve whose first alpha fails (0.8: no threshold state) is written with that row
+    failed, a one-line warning and exit 0; reading and plotting skip the row."""
     nc, png = tmp_path / "theory.nc", tmp_path / "theory.png"
-    out = run_module("curve", "--alpha", "12:16:2", "--out", str(nc), "--json")
+    out = run_module("curve", "--alpha", "0.8", "12:16:2", "--out", str(nc), "--json")
     assert out.returncode == 0, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("warning:") and "alpha = 0.8" in out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["failed_alpha"] == [0.8] and summary["n_failed"] == 1 and summary["converged"] is False
     import xarray as xr
 
+    from theory.curve import read_curve
+
     ds = xr.load_dataset(nc)
-    assert list(ds["alpha"].values) == [12.0, 14.0, 16.0]
-    assert np.isnan(ds["isolated_eigenvalue"].sel(alpha=12.0)) and ds["overlap2"].sel(alpha=12.0) == 0
-    assert ds["isolated_eigenvalue"].sel(alpha=16.0) < 0 and 12 < ds.attrs["alpha_c"] < 16
-    assert np.all(np.abs(ds["bulk_edge"]) < 1e-8)
-    out = run_module("plot", "--curve", str(nc), "--out", str(png))
+    assert list(ds["alpha"].values) == [0.8, 12.0, 14.0, 16.0]
+    assert list(ds["converged"].values) == [False, True, True, True]
+    assert np.isnan(ds["energy"].sel(alpha=0.8)) and np.isnan(ds["chi"].sel(alpha=0.8))
+    assert "alpha=0.8" in str(ds["message"].sel(alpha=0.8).values) and ds["residual"].sel(alpha=0.8) > 1e-10
+    assert np.all(ds["iterations"].values > 0) and np.all(ds["residual"].values[1:] <= 1e-10)
+    assert {"package_version", "created", "closure", "loss", "quadrature"} <= set(ds.attrs)
+    assert ds.attrs["loss"] == "quartic" and json.loads(ds.attrs["quadrature"])["n_u"] == Quadrature().n_u
+    good = read_curve(nc)
+    assert list(good["alpha"].values) == [12.0, 14.0, 16.0]
+    assert list(read_curve(nc, keep_failed=True)["alpha"].values) == [0.8, 12.0, 14.0, 16.0]
+    assert np.isnan(good["isolated_eigenvalue"].sel(alpha=12.0)) and good["overlap2"].sel(alpha=12.0) == 0
+    assert good["isolated_eigenvalue"].sel(alpha=16.0) < 0 and 12 < good.attrs["alpha_c"] < 16
+    assert good.attrs["alpha_c_converged"] == 1
+    assert np.all(np.abs(good["bulk_edge"]) < 1e-8)
+    # warm-started rows agree with independent solves
+    assert good["energy"].sel(alpha=14.0) == pytest.approx(solve_threshold(14.0).energy, rel=1e-10)
+    out = run_module("plot", "--curve", str(nc), "--out", str(png), "--json")
     assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["failed_alpha"] == [0.8]
     assert png.stat().st_size > 10_000
     bad = tmp_path / "bad.nc"
     bad.write_text("not netcdf")
