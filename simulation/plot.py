@@ -23,7 +23,7 @@ from theory.errors import InputError
 from theory.io import load_netcdf
 from theory.statistics import wilson_interval
 
-from .sweep import done_mask, read_sweep
+from .sweep import decided_mask, read_sweep
 
 __all__ = ["SuccessTable", "success_table", "read_alpha_c", "success_figure",
            "save_figure", "add_plot_parser", "cmd_plot"]
@@ -43,7 +43,7 @@ class SuccessTable:
     successes : ndarray (A, K) of int
         Finished starts that reached the signal.
     finished : ndarray (A, K) of int
-        Finished starts (not pending).
+        Finished starts: ended by a stop rule (not pending, not an error).
     starts : int
         Starts per cell in the sweep (finished or not).
     """
@@ -66,8 +66,9 @@ class SuccessTable:
 
 
 def success_table(ds) -> SuccessTable:
-    """Count successes per (alpha, N) among the finished starts of a sweep dataset."""
-    done = done_mask(ds)
+    """Count successes per (alpha, N) among the finished starts of a sweep dataset
+    (errors, like pending starts, are not counted: they say nothing about success)."""
+    done = decided_mask(ds)
     wins = np.asarray(ds["success"].values, bool) & done
     return SuccessTable(alpha=np.asarray(ds["alpha"].values, float), n=np.asarray(ds["n"].values, int),
                         successes=wins.sum(axis=2), finished=done.sum(axis=2), starts=int(ds.sizes["start"]))
@@ -184,7 +185,8 @@ def cmd_plot(args) -> int:
     if title is None:
         a = ds.attrs
         how = "gradient flow" if a.get("method") == "flow" else f"projected GD (lr {a.get('lr')})"
-        title = f"{how}, {a.get('dtype')}, seed {a.get('seed')}, t_max {float(a.get('t_max', float('nan'))):g}"
+        seeds = "explicit seeds" if a.get("seed_source") == "explicit" else f"seed {a.get('seed')}"
+        title = f"{how}, {a.get('dtype')}, {seeds}, t_max {float(a.get('t_max', float('nan'))):g}"
     save_figure(success_figure(table, alpha_c, title), args.out)
     frac = [[None if not np.isfinite(v) else float(v) for v in row] for row in table.fraction]
     if args.json:

@@ -1,20 +1,33 @@
 """Sweeps of gradient flow over (alpha, N, start), stored as a labelled netCDF dataset.
 
-Every start of every cell (alpha, N) gets FRESH data and its own start, both drawn from a
-cell seed derived from (base seed, N, alpha, start) by ``numpy.random.SeedSequence``
-(:func:`cell_seed`), so the numbers do not depend on chunking, ordering or the executor.
-Each start is one call of ``run_dynamics`` with one replica, and can be reproduced alone
-with ``python -m simulation run --n N --alpha A --replicas 1 --seed <cell_seed>``.
+Every start of every cell (alpha, N) gets FRESH data and its own start, both drawn from
+one seed per start: by default the cell seed derived from (base seed, N, alpha, start) by
+``numpy.random.SeedSequence`` (:func:`cell_seed`), so the numbers do not depend on
+chunking, ordering or the executor; or seeds given explicitly per start
+(``SweepConfig.seeds``, ``--seeds``: to rerun chosen starts, e.g. the timeouts of a
+study, to a longer horizon). Each start is one call of ``run_dynamics`` with one replica.
+
+The sweep carries every stop rule and tolerance of the flow (all fields of
+:class:`~simulation.flow.StopRules` and :class:`~simulation.flow.Integrator`, the dtype,
+the loss, and the recording grid, which the adaptive flow's steps land on), each with the
+flow's own default, and records them in the file's attrs.
 
 Storage (netCDF4 through h5netcdf, one file): an ``xarray.Dataset`` with dims
 (alpha, n, start), variables ``success``, ``final_energy``, ``final_overlap``,
 ``final_grad_norm``, ``stop_time``, ``status`` ("success" | "trapped" | "timeout" |
-"pending") and ``cell_seed``, coordinate ``m`` (alpha, n) = round(alpha N), and attrs with
-every parameter that fixes the numbers plus the package version. Work is split in chunks
-(a few starts of one cell); after each finished chunk the whole file is rewritten to a
-temporary file and moved into place with ``os.replace``, so a kill loses at most the
-chunks in flight and the file on disk is always a complete, readable dataset. A rerun with
-the same parameters skips the finished starts; one with different parameters is refused.
+"error" | "pending"), ``message`` (why a start is an "error": the exception raised by the
+flow, e.g. a ConvergenceError; "" otherwise), ``wall_seconds`` (cost of each start: metadata,
+not reproducible) and ``cell_seed``, coordinate ``m``
+(alpha, n) = round(alpha N), and attrs with every parameter that fixes the numbers plus
+provenance (:func:`theory.io.provenance`). Work is split in chunks (a few starts of one
+cell); after each finished chunk the whole file is rewritten to a temporary file and moved
+into place with ``os.replace``, so a kill loses at most the chunks in flight and the file
+on disk is always a complete, readable dataset. A rerun with the same parameters skips the
+finished starts (errors included: the same seed gives the same error); one with different
+parameters is refused. Files of the first format (``phaseflow-sweep-1``, which exposed
+fewer parameters) resume when the arguments give the unexposed parameters the values that
+format used (the flow's defaults, time grid "log", derived seeds), and are refused naming
+the first difference otherwise.
 
 Only one sweep may write a file at a time: :func:`run_sweep` holds an exclusive
 ``flock`` on ``.<name>.lock`` next to it (released by the kernel even on SIGKILL).
@@ -28,6 +41,7 @@ the machines that run the chunks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import threading
@@ -39,20 +53,51 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from theory import io
-from theory.errors import InputError
+from theory.errors import ConvergenceError, InputError
+from theory.loss import get_loss
 
 from .data import check_size, make_problem, random_starts, resolve_dtype
 from .flow import Integrator, StopRules, run_dynamics
 
 __all__ = ["SweepConfig", "Chunk", "StartResult", "parse_alpha_grid", "cell_seed", "plan_chunks",
-           "run_start", "run_chunk", "empty_dataset", "open_sweep", "write_dataset", "run_sweep",
-           "SweepReport", "FORMAT", "PENDING"]
+           "run_start", "run_chunk", "empty_dataset", "read_sweep", "open_sweep", "write_dataset", "run_sweep",
+           "done_mask", "decided_mask", "store_chunk", "success_fraction", "sweep_lock",
+           "SweepReport", "FORMAT", "FORMATS", "PENDING", "ERROR", "STATUSES", "TIME_GRIDS",
+           "add_sweep_parser", "add_flow_options", "config_from_args", "cmd_sweep", "LEGACY_ATTRS",
+           "START_FAILURES"]
 
-FORMAT = "phaseflow-sweep-1"
+FORMAT = "phaseflow-sweep-2"
+#: Formats :func:`read_sweep` opens; format 1 lacks the message variable and the attrs of
+#: the parameters it did not expose (see LEGACY_ATTRS).
+FORMATS = ("phaseflow-sweep-1", FORMAT)
 PENDING = "pending"
+ERROR = "error"
+#: Statuses of a start: the flow's three stop rules, an exception in the flow, not run yet.
+STATUSES = ("success", "trapped", "timeout", ERROR, PENDING)
+#: Recording grids: "log" = log_time_grid(t_max), as ``python -m simulation run`` (the
+#: adaptive flow shortens its steps to land on each recording time); "none" = only t = 0
+#: (steps never shortened; the protocol of the finite-N study).
+TIME_GRIDS = ("log", "none")
 #: alpha enters the seed as round(alpha * ALPHA_KEY_SCALE): grids finer than 1e-6 are refused.
 ALPHA_KEY_SCALE = 10**6
 RESULT_FIELDS = ("final_energy", "final_overlap", "final_grad_norm", "stop_time")
+SEED_SOURCES = ("derived", "explicit")
+
+
+def _flow_default(cls, name: str):
+    """Default of field ``name`` of the flow's dataclass ``cls`` (StopRules, Integrator)."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}[name]
+
+
+#: Parameters a format-1 file does not record, with the values that format used for them.
+LEGACY_ATTRS = {
+    "success_overlap": _flow_default(StopRules, "success_overlap"),
+    "energy_tol": _flow_default(StopRules, "energy_tol"),
+    "atol": None,
+    "max_stages": _flow_default(Integrator, "max_stages"),
+    "time_grid": "log",
+    "seed_source": "derived",
+}
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -82,9 +127,17 @@ def cell_seed(base_seed: int, n: int, alpha: float, start: int) -> int:
     return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+def _attr(value):
+    """A parameter as a netCDF-safe attribute (None, the flow's dtype-dependent default -> "default")."""
+    return "default" if value is None else value
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """Everything that fixes the numbers of a sweep (the file's identity).
+
+    Every stop rule and tolerance of the flow is a field, with the flow's own default
+    (read from :class:`~simulation.flow.StopRules` and :class:`~simulation.flow.Integrator`).
 
     Attributes
     ----------
@@ -95,22 +148,37 @@ class SweepConfig:
     starts : int
         Starts per cell (>= 1); start k of a cell has its own data and start.
     seed : int
-        Base seed (>= 0).
-    t_max, method, lr, rtol, grad_tol, dtype, loss
-        As in ``python -m simulation run`` (None: the package defaults).
+        Base seed (>= 0) of the derived seeds :func:`cell_seed` (unused with ``seeds``).
+    t_max, success_overlap, energy_tol, grad_tol
+        Stop rules (:class:`~simulation.flow.StopRules`; grad_tol None: the dtype's default).
+    method, rtol, atol, lr, max_stages
+        Integrator (:class:`~simulation.flow.Integrator`; rtol/atol None: the dtype's default).
+    dtype, loss
+        As in ``python -m simulation run``.
+    time_grid : {"log", "none"}
+        Recording grid the flow's steps land on (:data:`TIME_GRIDS`).
+    seeds : tuple or None
+        Explicit seed of every start, nested (alpha, N, start) in the order of the sorted
+        grids (then ``n`` and ``alpha`` must be given sorted); None: :func:`cell_seed`.
     """
 
     n: tuple[int, ...]
     alpha: tuple[float, ...]
     starts: int
     seed: int = 0
-    t_max: float = 2000.0
-    method: str = "flow"
-    lr: float = 0.01
-    rtol: float | None = None
-    grad_tol: float | None = None
-    dtype: str = "float64"
-    loss: str = "quartic"
+    t_max: float = _flow_default(StopRules, "t_max")
+    method: str = _flow_default(Integrator, "method")
+    lr: float = _flow_default(Integrator, "lr")
+    rtol: float | None = _flow_default(Integrator, "rtol")
+    grad_tol: float | None = _flow_default(StopRules, "grad_tol")
+    dtype: str = resolve_dtype(None).name
+    loss: str = get_loss(None).name
+    success_overlap: float = _flow_default(StopRules, "success_overlap")
+    energy_tol: float = _flow_default(StopRules, "energy_tol")
+    atol: float | None = _flow_default(Integrator, "atol")
+    max_stages: int = _flow_default(Integrator, "max_stages")
+    time_grid: str = TIME_GRIDS[0]
+    seeds: tuple | None = field(default=None, repr=False)
 
     def __post_init__(self):
         try:
@@ -135,36 +203,81 @@ class SweepConfig:
             raise InputError(f"starts must be an integer >= 1, got {self.starts!r}")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.time_grid not in TIME_GRIDS:
+            raise InputError(f"time grid must be one of {', '.join(TIME_GRIDS)}, got {self.time_grid!r}")
+        if not isinstance(self.max_stages, (int, np.integer)) or self.max_stages < 2:
+            raise InputError(f"max_stages must be an integer >= 2, got {self.max_stages!r}")
+        if not (float(self.energy_tol) >= 0):
+            raise InputError(f"energy_tol must be >= 0, got {self.energy_tol!r}")
+        if self.seeds is not None:
+            if len(self.n) != len(ns) or tuple(int(v) for v in self.n) != ns \
+                    or tuple(float(a) for a in self.alpha) != alphas:
+                raise InputError("with explicit seeds, give N and alpha sorted and distinct")
+            object.__setattr__(self, "seeds", _seed_table(self.seeds, (len(alphas), len(ns), int(self.starts))))
         object.__setattr__(self, "n", ns)
         object.__setattr__(self, "alpha", alphas)
         object.__setattr__(self, "starts", int(self.starts))
         object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "max_stages", int(self.max_stages))
         object.__setattr__(self, "dtype", resolve_dtype(self.dtype).name)
         self.stop_rules()  # validate now, not in a worker
         self.integrator()
-        from theory.loss import get_loss
-
         get_loss(self.loss)
 
     def stop_rules(self) -> StopRules:
-        return StopRules(t_max=float(self.t_max), grad_tol=self.grad_tol)
+        return StopRules(t_max=float(self.t_max), success_overlap=float(self.success_overlap),
+                         energy_tol=float(self.energy_tol), grad_tol=self.grad_tol)
 
     def integrator(self) -> Integrator:
-        return Integrator(method=self.method, rtol=self.rtol, lr=float(self.lr))
+        return Integrator(method=self.method, rtol=self.rtol, atol=self.atol, lr=float(self.lr),
+                          max_stages=self.max_stages)
+
+    def recording_times(self) -> np.ndarray | None:
+        """Times passed to ``run_dynamics``: None (its log grid) or only t = 0."""
+        return None if self.time_grid == "log" else np.array([0.0])
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return len(self.alpha), len(self.n), self.starts
 
+    @property
+    def seed_source(self) -> str:
+        return SEED_SOURCES[self.seeds is not None]
+
+    def start_seed(self, n: int, alpha: float, start: int) -> int:
+        """Seed of one start: explicit, or :func:`cell_seed` (base seed, N, alpha, start)."""
+        if self.seeds is None:
+            return cell_seed(self.seed, n, alpha, start)
+        return self.seeds[self.alpha.index(alpha)][self.n.index(n)][start]
+
+    def seed_table(self) -> np.ndarray:
+        """Seeds of every start, int64 (alpha, n, start)."""
+        return np.array([[[self.start_seed(n, a, s) for s in range(self.starts)] for n in self.n]
+                         for a in self.alpha], dtype=np.int64)
+
     def identity(self) -> dict:
-        """Scalar parameters as netCDF-safe attrs (None -> "default")."""
+        """Scalar parameters as netCDF-safe attrs (None -> "default"), with how seeds are made."""
         out = {}
         for key, value in asdict(self).items():
-            if key in ("n", "alpha", "starts"):
+            if key in ("n", "alpha", "starts", "seeds"):
                 continue
-            out[key] = "default" if value is None else value
+            out[key] = _attr(value)
         out["starts"] = self.starts
+        out["seed_source"] = self.seed_source
         return out
+
+
+def _seed_table(seeds, shape: tuple[int, int, int]) -> tuple:
+    """Explicit seeds as a nested tuple of ``shape``, each an integer in [0, 2^63)."""
+    try:
+        arr = np.asarray(seeds, dtype=object)
+        ok = arr.shape == shape and all(isinstance(s, (int, np.integer)) and 0 <= s < 2**63 for s in arr.flat)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"explicit seeds must be {shape[0]} x {shape[1]} x {shape[2]} (alpha, N, start) "
+                         "integers in [0, 2^63)")
+    return tuple(tuple(tuple(int(s) for s in row) for row in plane) for plane in arr)
 
 
 @dataclass(frozen=True)
@@ -189,6 +302,8 @@ class StartResult:
     final_overlap: float
     final_grad_norm: float
     stop_time: float
+    message: str = ""
+    wall_seconds: float = float("nan")  # the flow's own wall clock (metadata: not bit-reproducible)
 
     @property
     def success(self) -> bool:
@@ -211,15 +326,31 @@ def plan_chunks(config: SweepConfig, done: np.ndarray | None = None, chunk_size:
 
 
 # ---------------------------------------------------------------------------- work
+#: Failures of one start that are stored as an "error" row instead of ending the sweep:
+#: the numerics gave up (ConvergenceError, e.g. a step-size collapse; InputError, e.g. gd
+#: diverging at its learning rate; floating-point and linear-algebra errors). Anything else
+#: is a bug and propagates.
+START_FAILURES = (ConvergenceError, InputError, ArithmeticError, np.linalg.LinAlgError)
+
+
 def run_start(config: SweepConfig, n: int, alpha: float, start: int) -> StartResult:
-    """One start: fresh data and start from :func:`cell_seed`, run to its stop rule."""
-    seed = cell_seed(config.seed, n, alpha, start)
+    """One start: fresh data and start from its seed (:meth:`SweepConfig.start_seed`), run to
+    its stop rule; a failure of the flow (:data:`START_FAILURES`) is returned as status
+    "error" with the exception's message and NaN results."""
+    seed = config.start_seed(n, alpha, start)
     problem = make_problem(n, alpha, seed, config.dtype)
     W0 = random_starts(n, 1, seed, config.dtype)
-    res = run_dynamics(problem, W0, config.stop_rules(), config.integrator(), config.loss)
+    try:
+        res = run_dynamics(problem, W0, config.stop_rules(), config.integrator(), config.loss,
+                           times=config.recording_times())
+    except START_FAILURES as exc:
+        nan = float("nan")
+        return StartResult(start=start, cell_seed=seed, status=ERROR, final_energy=nan, final_overlap=nan,
+                           final_grad_norm=nan, stop_time=nan, message=f"{type(exc).__name__}: {exc}")
     return StartResult(start=start, cell_seed=seed, status=str(res.status[0]),
                        final_energy=float(res.energy[0]), final_overlap=float(res.q[0]),
-                       final_grad_norm=float(res.grad_norm[0]), stop_time=float(res.stop_time[0]))
+                       final_grad_norm=float(res.grad_norm[0]), stop_time=float(res.stop_time[0]),
+                       wall_seconds=float(res.wall_seconds))
 
 
 def run_chunk(config: SweepConfig, chunk: Chunk) -> tuple[Chunk, tuple[StartResult, ...]]:
@@ -317,8 +448,13 @@ def _dask_results(config, chunks, scheduler) -> Iterator:
 
 
 # ---------------------------------------------------------------------------- storage
-def empty_dataset(config: SweepConfig):
-    """A dataset of ``config.shape`` with every start pending (NaN results)."""
+def empty_dataset(config: SweepConfig, **provenance):
+    """A dataset of ``config.shape`` with every start pending (NaN results).
+
+    Its attrs are the format, :func:`theory.io.provenance` (package version, creation
+    time, ``config.identity()`` and the extra ``provenance`` keywords, e.g. where converted
+    data came from), the seed rule in words and the conventions.
+    """
     import xarray as xr
 
     dims = ("alpha", "n", "start")
@@ -326,25 +462,30 @@ def empty_dataset(config: SweepConfig):
     nan = lambda: np.full(shape, np.nan)  # noqa: E731
     m = np.array([[int(round(a * n)) for n in config.n] for a in config.alpha], dtype=np.int64)
     data = {
-        "success": (dims, np.zeros(shape, bool), {"long_name": "the start reached |q| >= 0.999 or e <= 1e-10"}),
+        "success": (dims, np.zeros(shape, bool),
+                    {"long_name": f"the start reached |q| >= {config.success_overlap:g} "
+                                  f"or e <= {config.energy_tol:g}"}),
         "status": (dims, np.full(shape, PENDING, dtype=object),
-                   {"long_name": "stop rule: success | trapped | timeout | pending (not run yet)"}),
+                   {"long_name": "stop rule: success | trapped | timeout | error (the flow raised, see "
+                                 "message) | pending (not run yet)"}),
+        "message": (dims, np.full(shape, "", dtype=object),
+                    {"long_name": "the exception of an error start (type: message); empty otherwise"}),
         "final_energy": (dims, nan(), {"long_name": "energy per dimension e = L/N at the stop"}),
         "final_overlap": (dims, nan(), {"long_name": "overlap q = <W, W*>/N at the stop"}),
         "final_grad_norm": (dims, nan(), {"long_name": "rms Riemannian gradient |g|/sqrt(N) at the stop"}),
         "stop_time": (dims, nan(), {"long_name": "flow time (gd: steps x lr) at the stop"}),
-        "cell_seed": (dims, np.array([[[cell_seed(config.seed, n, a, s) for s in range(config.starts)]
-                                        for n in config.n] for a in config.alpha], dtype=np.int64),
+        "wall_seconds": (dims, nan(), {"long_name": "wall-clock seconds of the flow (cost; not reproducible)"}),
+        "cell_seed": (dims, config.seed_table(),
                       {"long_name": "seed of this start's data and start (python -m simulation run --seed)"}),
     }
     coords = {"alpha": ("alpha", np.array(config.alpha), {"long_name": "M/N"}),
               "n": ("n", np.array(config.n, dtype=np.int64), {"long_name": "dimension N"}),
               "start": ("start", np.arange(config.starts, dtype=np.int64)),
               "m": (("alpha", "n"), m, {"long_name": "measurements M = round(alpha N)"})}
-    attrs = {"format": FORMAT, "package_version": io.package_version(), **config.identity(),
-             "seed_rule": "cell_seed = SeedSequence(seed, spawn_key=(N, round(alpha*1e6), start))"
-                          ".generate_state(1, uint64) >> 1; data = make_problem(N, alpha, cell_seed), "
-                          "start = random_starts(N, 1, cell_seed)",
+    rule = ("cell_seed = SeedSequence(seed, spawn_key=(N, round(alpha*1e6), start)).generate_state(1, uint64) >> 1"
+            if config.seeds is None else "cell_seed given explicitly for every start (SweepConfig.seeds, --seeds)")
+    attrs = {"format": FORMAT, **io.provenance(**config.identity(), **provenance),
+             "seed_rule": rule + "; data = make_problem(N, alpha, cell_seed), start = random_starts(N, 1, cell_seed)",
              "conventions": "docs/theory.md section 1"}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -390,12 +531,14 @@ def load_dataset(path: str | os.PathLike, kind: str = "sweep file"):
 
 
 SWEEP_VARIABLES = ("success", "status", "cell_seed") + RESULT_FIELDS
-STATUSES = ("success", "trapped", "timeout", PENDING)
+#: Variables a format-1 file lacks (read as "" and NaN).
+FORMAT_2_VARIABLES = ("message", "wall_seconds")
 
 
 def read_sweep(path: str | os.PathLike):
-    """A sweep file written by :func:`run_sweep`, checked for format, variables, dims and
-    status values (so a damaged or foreign file is refused, not silently extended).
+    """A sweep file written by :func:`run_sweep` (any of :data:`FORMATS`), checked for
+    format, variables, dims and status values (so a damaged or foreign file is refused,
+    not silently extended). A format-1 file gets an empty ``message`` variable.
 
     Raises
     ------
@@ -404,13 +547,19 @@ def read_sweep(path: str | os.PathLike):
     """
     ds = load_dataset(path)
     where = f"sweep file {str(path)!r}"
-    if ds.attrs.get("format") != FORMAT:
+    if ds.attrs.get("format") not in FORMATS:
         raise InputError(f"{str(path)!r} is not a sweep file (format attribute {ds.attrs.get('format')!r}, "
                          f"expected {FORMAT!r})")
     missing = [v for v in SWEEP_VARIABLES + ("alpha", "n", "start") if v not in ds.variables]
+    if ds.attrs["format"] == FORMAT:
+        missing += [v for v in FORMAT_2_VARIABLES if v not in ds.variables]
     if missing:
         raise InputError(f"{where} lacks the variables {missing}")
-    bad = [v for v in SWEEP_VARIABLES if ds[v].dims != ("alpha", "n", "start")]
+    if "message" not in ds.variables:
+        ds["message"] = (("alpha", "n", "start"), np.full(ds["status"].shape, "", dtype=object))
+    if "wall_seconds" not in ds.variables:
+        ds["wall_seconds"] = (("alpha", "n", "start"), np.full(ds["status"].shape, np.nan))
+    bad = [v for v in SWEEP_VARIABLES + FORMAT_2_VARIABLES if ds[v].dims != ("alpha", "n", "start")]
     if bad:
         raise InputError(f"{where}: variables {bad} do not have dims (alpha, n, start)")
     if not np.array_equal(ds["start"].values, np.arange(ds.sizes["start"])):
@@ -422,6 +571,7 @@ def read_sweep(path: str | os.PathLike):
     if np.any(np.asarray(ds["success"].values, bool) != (status == "success")):
         raise InputError(f"{where}: variable success disagrees with status")
     ds["status"] = ds["status"].copy(data=status.astype(object))
+    ds["message"] = ds["message"].copy(data=np.asarray(ds["message"].values).astype(str).astype(object))
     return ds
 
 
@@ -435,9 +585,20 @@ def _same(a, b) -> bool:
         return False
 
 
+def stored_identity(ds) -> dict:
+    """The parameters a sweep file records; for a format-1 file, completed with the values
+    that format used for the parameters it did not record (:data:`LEGACY_ATTRS`)."""
+    attrs = dict(ds.attrs)
+    if attrs.get("format") == FORMATS[0]:
+        attrs = {**{k: _attr(v) for k, v in LEGACY_ATTRS.items()}, **attrs}
+    return attrs
+
+
 def open_sweep(path: str | os.PathLike, config: SweepConfig):
-    """The existing sweep at ``path`` if it has exactly ``config``'s parameters, else an
-    InputError naming the first difference (the resume rule)."""
+    """The existing sweep at ``path`` if it has exactly ``config``'s parameters (and seeds),
+    else an InputError naming the first difference (the resume rule). A format-1 file that
+    passes is upgraded in memory (format and attrs of this version), so the next write
+    stores it in the current format."""
     ds = read_sweep(path)
     diffs = []
     if ds.sizes["start"] != config.starts:
@@ -446,12 +607,18 @@ def open_sweep(path: str | os.PathLike, config: SweepConfig):
         diffs.append(f"N {ds['n'].values.tolist()} vs {list(config.n)}")
     if ds.sizes.get("alpha") != len(config.alpha) or not np.array_equal(ds["alpha"].values, np.array(config.alpha)):
         diffs.append(f"alpha grid {_grid_text(ds['alpha'].values)} vs {_grid_text(config.alpha)}")
+    stored = stored_identity(ds)
     for key, value in config.identity().items():
-        if key not in ds.attrs or not _same(ds.attrs[key], value):
-            diffs.append(f"{key} {ds.attrs.get(key)!r} vs {value!r}")
+        if key not in stored or not _same(stored[key], value):
+            diffs.append(f"{key} {stored.get(key)!r} vs {value!r}")
+    if not diffs and not np.array_equal(ds["cell_seed"].values, config.seed_table()):
+        diffs.append("the seeds of the starts")
     if diffs:
         raise InputError(f"{str(path)!r} holds a sweep with other parameters ({diffs[0]}); "
                          "rerun with the same arguments to resume, or choose another --out")
+    if ds.attrs.get("format") != FORMAT:
+        ds.attrs.update({**stored, **config.identity(), "format": FORMAT,
+                         "upgraded_from": f"{FORMATS[0]} by package version {io.package_version()}"})
     return ds
 
 
@@ -461,8 +628,15 @@ def _grid_text(values) -> str:
 
 
 def done_mask(ds) -> np.ndarray:
-    """True where a start has a stored result."""
+    """True where a start has a stored result (errors included: they are not rerun)."""
     return np.asarray(ds["status"].values != PENDING)
+
+
+def decided_mask(ds) -> np.ndarray:
+    """True where a start ended by a stop rule (success, trapped, timeout): the starts a
+    success probability counts (not pending, not an error)."""
+    status = np.asarray(ds["status"].values)
+    return (status != PENDING) & (status != ERROR)
 
 
 def store_chunk(ds, chunk: Chunk, results: Iterable[StartResult]) -> None:
@@ -480,6 +654,8 @@ def store_chunk(ds, chunk: Chunk, results: Iterable[StartResult]) -> None:
         raise ValueError(f"starts {again} of alpha={chunk.alpha:g}, N={chunk.n} are already stored")
     for r in results:
         ds["status"].values[i, j, r.start] = r.status
+        ds["message"].values[i, j, r.start] = r.message
+        ds["wall_seconds"].values[i, j, r.start] = r.wall_seconds
         ds["success"].values[i, j, r.start] = r.success
         for name in RESULT_FIELDS:
             ds[name].values[i, j, r.start] = getattr(r, name)
@@ -498,7 +674,8 @@ class SweepReport:
     chunks: int
     executor: str
     wall_seconds: float
-    success_fraction: np.ndarray = field(repr=False)  # (alpha, n), NaN where nothing is done
+    success_fraction: np.ndarray = field(repr=False)  # (alpha, n), NaN where nothing is decided
+    errors: int = 0  # starts stored as "error" (the flow raised; see the message variable)
 
     @property
     def done(self) -> int:
@@ -506,8 +683,8 @@ class SweepReport:
 
 
 def success_fraction(ds) -> np.ndarray:
-    """Fraction of successful starts per (alpha, N) among the finished ones (NaN if none)."""
-    done = done_mask(ds)
+    """Fraction of successful starts per (alpha, N) among the decided ones (NaN if none)."""
+    done = decided_mask(ds)
     count = done.sum(axis=2)
     wins = (np.asarray(ds["success"].values, bool) & done).sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -556,7 +733,8 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, scheduler: str | N
         completed = _execute(config, chunks, ds, out, scheduler, workers, progress, previously)
     return SweepReport(path=str(out), total=int(done.size), previously_done=previously, completed=completed,
                        chunks=len(chunks), executor=executor, wall_seconds=time.perf_counter() - t0,
-                       success_fraction=success_fraction(ds))
+                       success_fraction=success_fraction(ds),
+                       errors=int(np.sum(np.asarray(ds["status"].values) == ERROR)))
 
 
 def _execute(config, chunks, ds, out, scheduler, workers, progress, previously) -> int:
@@ -606,15 +784,64 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--chunk", type=io.integer_arg("chunk"), default=4,
                    help="starts per chunk, the unit of work and of writing (default 4)")
     p.add_argument("--seed", type=io.integer_arg("seed"), default=0, help="base seed (default 0)")
-    p.add_argument("--t-max", type=io.number_arg, default=2000.0, help="timeout in flow time (default 2000)")
-    p.add_argument("--method", default="flow", help="flow (adaptive RKC, default) or gd")
-    p.add_argument("--lr", type=io.number_arg, default=0.01, help="learning rate of gd (default 0.01)")
-    p.add_argument("--rtol", type=io.number_arg, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
-    p.add_argument("--grad-tol", type=io.number_arg, default=None,
-                   help="trapped when rms gradient <= this (default 1e-8; 1e-4 in float32)")
-    p.add_argument("--dtype", default="float64", help="float64 (default) or float32")
-    p.add_argument("--loss", default="quartic", help="loss name (default quartic)")
+    p.add_argument("--seeds", type=io.integer_arg("seeds"), nargs="+", default=None, metavar="S",
+                   help="explicit seed of every start, in (alpha, N, start) order of the sorted grids "
+                        "(alpha count x N count x --starts values; replaces the seeds derived from --seed)")
+    add_flow_options(p)
     p.add_argument("--json", action="store_true", help="print JSON only (no progress bar)")
+
+
+def _default_text(value, f64, f32) -> str:
+    """Help text of a default: the value, or the flow's dtype-dependent defaults."""
+    return f"{value:g}" if value is not None else f"{f64:g}; {f32:g} in float32"
+
+
+def add_flow_options(p) -> None:
+    """Every stop rule and tolerance of the flow, named as in ``python -m simulation run``,
+    with the flow's own defaults (StopRules, Integrator)."""
+    stop, integ = StopRules(), Integrator()
+    rtol64, atol64 = integ.tolerances("float64")
+    rtol32, atol32 = integ.tolerances("float32")
+    p.add_argument("--t-max", type=io.number_arg, default=stop.t_max,
+                   help=f"timeout in flow time (default {stop.t_max:g})")
+    p.add_argument("--success-overlap", type=io.number_arg, default=stop.success_overlap,
+                   help=f"success when |q| >= this (default {stop.success_overlap:g})")
+    p.add_argument("--energy-tol", type=io.number_arg, default=stop.energy_tol,
+                   help=f"... or when e = L/N <= this (default {stop.energy_tol:g})")
+    p.add_argument("--grad-tol", type=io.number_arg, default=stop.grad_tol,
+                   help="trapped when rms gradient <= this (default "
+                        f"{_default_text(stop.grad_tol, stop.gradient_tolerance('float64'), stop.gradient_tolerance('float32'))})")
+    p.add_argument("--method", default=integ.method, help=f"flow (adaptive RKC) or gd (default {integ.method})")
+    p.add_argument("--rtol", type=io.number_arg, default=integ.rtol,
+                   help=f"flow relative tolerance (default {_default_text(integ.rtol, rtol64, rtol32)})")
+    p.add_argument("--atol", type=io.number_arg, default=integ.atol,
+                   help=f"flow absolute tolerance (default {_default_text(integ.atol, atol64, atol32)})")
+    p.add_argument("--max-stages", type=io.integer_arg("max-stages"), default=integ.max_stages,
+                   help=f"largest RKC stage count (default {integ.max_stages})")
+    p.add_argument("--lr", type=io.number_arg, default=integ.lr, help=f"learning rate of gd (default {integ.lr:g})")
+    p.add_argument("--dtype", default=resolve_dtype(None).name,
+                   help=f"float64 or float32 (default {resolve_dtype(None).name})")
+    p.add_argument("--loss", default=get_loss(None).name, help=f"loss name (default {get_loss(None).name})")
+    p.add_argument("--time-grid", default=TIME_GRIDS[0], choices=TIME_GRIDS,
+                   help="recording grid the flow's steps land on: log (as `run`, default) or none (only t = 0)")
+
+
+def config_from_args(args) -> SweepConfig:
+    """The :class:`SweepConfig` of parsed ``sweep`` arguments (``--seeds`` reshaped to
+    (alpha, N, start) of the sorted grids)."""
+    alpha = parse_alpha_grid(args.alpha)
+    n = tuple(sorted(set(args.n)))
+    seeds = None
+    if args.seeds is not None:
+        shape = (len(alpha), len(n), args.starts)
+        if len(args.seeds) != int(np.prod(shape)):
+            raise InputError(f"--seeds needs {int(np.prod(shape))} values ({shape[0]} alpha x {shape[1]} N x "
+                             f"{shape[2]} starts), got {len(args.seeds)}")
+        seeds = np.array(args.seeds, dtype=object).reshape(shape)
+    return SweepConfig(n=n, alpha=alpha, starts=args.starts, seed=args.seed, t_max=args.t_max,
+                       method=args.method, lr=args.lr, rtol=args.rtol, grad_tol=args.grad_tol, dtype=args.dtype,
+                       loss=args.loss, success_overlap=args.success_overlap, energy_tol=args.energy_tol,
+                       atol=args.atol, max_stages=args.max_stages, time_grid=args.time_grid, seeds=seeds)
 
 
 #: set by the SIGTERM handler of :func:`_terminate_as_interrupt`; :func:`_execute` checks it
@@ -657,22 +884,21 @@ def cmd_sweep(args) -> int:
     """Run ``python -m simulation sweep``; prints a success-fraction table or JSON."""
     import json
 
-    config = SweepConfig(n=tuple(args.n), alpha=parse_alpha_grid(args.alpha), starts=args.starts,
-                         seed=args.seed, t_max=args.t_max, method=args.method, lr=args.lr, rtol=args.rtol,
-                         grad_tol=args.grad_tol, dtype=args.dtype, loss=args.loss)
+    config = config_from_args(args)
     with _terminate_as_interrupt():
         rep = run_sweep(config, args.out, scheduler=args.scheduler, workers=args.workers,
                         chunk_size=args.chunk, progress=not args.json)
     frac = [[None if not np.isfinite(v) else float(v) for v in row] for row in rep.success_fraction]
     if args.json:
-        print(json.dumps(dict(out=rep.path, n=list(config.n), alpha=list(config.alpha), starts=config.starts,
-                              seed=config.seed, t_max=config.t_max, total=rep.total,
-                              previously_done=rep.previously_done, completed=rep.completed,
+        print(json.dumps(dict(out=rep.path, n=list(config.n), alpha=list(config.alpha), **config.identity(),
+                              total=rep.total, previously_done=rep.previously_done, completed=rep.completed,
+                              errors=rep.errors,
                               executor=rep.executor, success_fraction=frac,
                               wall_seconds=round(rep.wall_seconds, 3))))
         return 0
     print(f"sweep {rep.path}: {rep.done}/{rep.total} starts done ({rep.previously_done} before, "
-          f"{rep.completed} now, {rep.executor}, {rep.wall_seconds:.1f} s)")
+          f"{rep.completed} now, {rep.executor}, {rep.wall_seconds:.1f} s)"
+          + (f"; {rep.errors} error(s), see the message variable" if rep.errors else ""))
     print("success fraction   " + " ".join(f"{'N=' + str(n):>8}" for n in config.n))
     for a, row in zip(config.alpha, frac):
         print(f"alpha {a:<11g}  " + " ".join(f"{'-' if v is None else format(v, '.3f'):>8}" for v in row))

@@ -1,5 +1,6 @@
 """The sweep figure: success table, Wilson intervals, alpha_c from a theory file, command line."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from theory.errors import InputError
 from simulation.cli import entry, main
 from simulation.plot import read_alpha_c, success_figure, success_table
 from theory.statistics import wilson_interval
-from simulation.sweep import Chunk, StartResult, SweepConfig, empty_dataset, store_chunk, write_dataset
+from simulation.sweep import Chunk, StartResult, SweepConfig, empty_dataset, read_sweep, store_chunk, write_dataset
 
 CONFIG = SweepConfig(n=(16, 32), alpha=(3.0, 4.0, 5.0), starts=4, seed=0)
 
@@ -113,3 +114,26 @@ def test_help(capsys):
         main(["plot", "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and "--theory" in out and "alpha_c" in out
+
+
+def test_error_starts_are_not_counted_as_finished():
+    ds = synthetic_sweep()
+    store_chunk(ds, Chunk(2, 1, 5.0, 32, (0, 1)),
+                [StartResult(0, 0, "success", 1.0, 0.999, 0.0, 5.0),
+                 StartResult(1, 0, "error", np.nan, np.nan, np.nan, np.nan, message="ConvergenceError: x")])
+    t = success_table(ds)
+    assert t.successes[2, 1] == 1 and t.finished[2, 1] == 1 and t.fraction[2, 1] == 1.0
+
+
+STUDY_FILES = sorted(Path(__file__).resolve().parents[2].glob("results/finite_n_t100/sweep_n*.nc"))
+FORMAT1 = Path(__file__).parent / "data" / "sweep_format1.nc"
+
+
+@pytest.mark.parametrize("path", [FORMAT1] + STUDY_FILES[:1], ids=lambda p: p.name)
+def test_plot_reads_first_format_and_converted_files(tmp_path, capsys, path):
+    png = tmp_path / "f.png"
+    assert main(["plot", "--sweep", str(path), "--out", str(png), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    ds = read_sweep(path)
+    expected = np.asarray(ds["success"].values, bool).sum(axis=2) / ds.sizes["start"]
+    assert np.allclose(res["success_fraction"], expected) and png.stat().st_size > 10_000

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from theory.errors import InputError
+from theory.errors import ConvergenceError, InputError
+from simulation import sweep as sweep_module
 from simulation.cli import entry, main
-from simulation.sweep import (Chunk, PENDING, StartResult, SweepConfig, cell_seed, done_mask, empty_dataset,
-                              open_sweep, parse_alpha_grid, plan_chunks, read_sweep, run_start, run_sweep,
-                              store_chunk, sweep_lock, write_dataset)
+from simulation.data import make_problem, random_starts
+from simulation.flow import Integrator, StopRules, run_dynamics
+from simulation.sweep import (ERROR, FORMAT, Chunk, PENDING, StartResult, SweepConfig, cell_seed, decided_mask,
+                              done_mask, empty_dataset, open_sweep, parse_alpha_grid, plan_chunks, read_sweep,
+                              run_start, run_sweep, store_chunk, sweep_lock, write_dataset)
 
 # A small grid (18 starts of ~0.1-0.2 s each, both outcomes present); the CLI arguments
 # below describe the same sweep.
@@ -339,3 +342,193 @@ def test_help(capsys):
         main(["sweep", "--help"])
     out = capsys.readouterr().out
     assert exc.value.code == 0 and all(w in out for w in ("--scheduler", "--starts", "START:STOP:STEP", "--json"))
+
+
+# ---------------------------------------------------------------- every flow option reaches the flow
+def _direct(n, alpha, seed, stop, integ, dtype="float64", times=None):
+    """The same start run by the flow itself (independent of the sweep's plumbing)."""
+    problem = make_problem(n, alpha, seed, dtype)
+    return run_dynamics(problem, random_starts(n, 1, seed, dtype), stop, integ, times=times)
+
+
+def test_config_defaults_are_the_flows():
+    c = SweepConfig(n=(16,), alpha=(3.0,), starts=1)
+    assert c.stop_rules() == StopRules() and c.integrator() == Integrator()
+    ident = c.identity()
+    for key in ("t_max", "success_overlap", "energy_tol", "grad_tol", "method", "rtol", "atol", "lr", "max_stages",
+                "dtype", "loss", "time_grid", "seed_source"):
+        assert key in ident
+    for bad in (dict(success_overlap=0.0), dict(success_overlap=1.5), dict(atol=2.0), dict(max_stages=1),
+                dict(energy_tol=-1.0), dict(time_grid="dense")):
+        with pytest.raises(InputError):
+            SweepConfig(n=(16,), alpha=(3.0,), starts=1, **bad)
+
+
+def test_success_overlap_flag_changes_the_status_of_a_start_between_half_and_0_9(tmp_path, capsys):
+    # a start that succeeds: with --success-overlap 0.5 it stops as soon as |q| >= 0.5
+    seed = cell_seed(3, 16, 7.0, 0)
+    half = _direct(16, 7.0, seed, StopRules(t_max=50.0, success_overlap=0.5), Integrator())
+    assert half.status[0] == "success" and 0.5 <= abs(half.q[0]) < 0.9
+    # a horizon just after that time: the default rule (0.999) leaves it a timeout there
+    t_max = float(half.stop_time[0]) * 1.01
+    args = ["sweep", "--n", "16", "--alpha", "7", "--starts", "1", "--seed", "3", "--t-max", repr(t_max),
+            "--workers", "0", "--json"]
+    assert entry(args + ["--out", str(tmp_path / "default.nc")]) == 0
+    assert entry(args + ["--success-overlap", "0.5", "--out", str(tmp_path / "half.nc")]) == 0
+    capsys.readouterr()
+    default, flagged = read_sweep(tmp_path / "default.nc"), read_sweep(tmp_path / "half.nc")
+    q = abs(float(default["final_overlap"].values[0, 0, 0]))
+    assert default["status"].values[0, 0, 0] == "timeout" and 0.5 <= q < 0.9
+    assert flagged["status"].values[0, 0, 0] == "success" and bool(flagged["success"].values[0, 0, 0])
+    assert float(flagged.attrs["success_overlap"]) == 0.5 and "0.5" in flagged["success"].attrs["long_name"]
+    ref = _direct(16, 7.0, seed, StopRules(t_max=t_max, success_overlap=0.5), Integrator())
+    assert float(flagged["final_overlap"].values[0, 0, 0]) == float(ref.q[0])
+
+
+@pytest.mark.parametrize("option, value, stop, integ", [
+    ("--atol", "1e-3", {}, dict(atol=1e-3)),
+    ("--rtol", "1e-3", {}, dict(rtol=1e-3)),
+    ("--energy-tol", "0.05", dict(energy_tol=0.05), {}),
+])
+def test_each_flow_option_reaches_the_flow(tmp_path, capsys, option, value, stop, integ):
+    seed = cell_seed(0, 16, 5.0, 0)
+    out = tmp_path / "o.nc"
+    assert entry(["sweep", "--n", "16", "--alpha", "5", "--starts", "1", "--t-max", "20", "--workers", "0",
+                  "--out", str(out), "--json", option, value]) == 0
+    capsys.readouterr()
+    got = read_sweep(out)
+    ref = _direct(16, 5.0, seed, StopRules(t_max=20.0, **stop), Integrator(**integ))
+    plain = _direct(16, 5.0, seed, StopRules(t_max=20.0), Integrator())
+    assert float(got["final_overlap"].values[0, 0, 0]) == float(ref.q[0])
+    assert float(got["stop_time"].values[0, 0, 0]) == float(ref.stop_time[0])
+    assert (ref.q[0], ref.stop_time[0]) != (plain.q[0], plain.stop_time[0])  # the option matters here
+
+
+def test_max_stages_reaches_the_integrator(tmp_path):
+    from simulation.cli import build_parser
+    from simulation.sweep import config_from_args
+
+    args = build_parser().parse_args(["sweep", "--max-stages", "7", "--out", str(tmp_path / "x.nc")])
+    assert config_from_args(args).integrator() == Integrator(max_stages=7)
+
+
+def test_time_grid_none_and_float32_run_like_the_flow_recording_only_t0():
+    config = SweepConfig(n=(16,), alpha=(5.0,), starts=1, t_max=20.0, dtype="float32", rtol=1e-2, atol=1e-3,
+                         success_overlap=0.9, time_grid="none")
+    r = run_start(config, 16, 5.0, 0)
+    ref = _direct(16, 5.0, r.cell_seed, StopRules(t_max=20.0, success_overlap=0.9), Integrator(rtol=1e-2, atol=1e-3),
+                  "float32", times=np.array([0.0]))
+    assert (r.status, r.final_overlap, r.final_energy, r.stop_time) == \
+        (ref.status[0], float(ref.q[0]), float(ref.energy[0]), float(ref.stop_time[0]))
+
+
+# ---------------------------------------------------------------- explicit seeds
+def test_explicit_seeds_run_those_seeds_and_are_part_of_the_identity(tmp_path, capsys):
+    seeds = [[[11, 12]], [[13, 14]]]
+    config = SweepConfig(n=(16,), alpha=(3.0, 5.0), starts=2, t_max=5.0, seeds=seeds)
+    assert config.seed_table().tolist() == seeds and config.identity()["seed_source"] == "explicit"
+    r = run_start(config, 16, 5.0, 1)
+    ref = _direct(16, 5.0, 14, StopRules(t_max=5.0), Integrator())
+    assert r.cell_seed == 14 and r.final_overlap == float(ref.q[0])
+    out = tmp_path / "s.nc"
+    args = ["sweep", "--n", "16", "--alpha", "3", "5", "--starts", "2", "--t-max", "5", "--workers", "0",
+            "--out", str(out), "--json", "--seeds"]
+    assert entry(args + ["11", "12", "13", "14"]) == 0
+    assert read_sweep(out)["cell_seed"].values.tolist() == seeds
+    assert entry(args + ["11", "12", "13", "15"]) == 2  # other seeds on the same file: refused
+    assert entry(args + ["11", "12", "13"]) == 2  # wrong count
+    err = capsys.readouterr().err
+    assert "the seeds of the starts" in err and "--seeds needs 4 values" in err
+    with pytest.raises(InputError, match="sorted"):
+        SweepConfig(n=(16,), alpha=(5.0, 3.0), starts=2, seeds=seeds)
+    with pytest.raises(InputError, match="2 x 1 x 2"):
+        SweepConfig(n=(16,), alpha=(3.0, 5.0), starts=2, seeds=[[[1, 2]]])
+
+
+# ---------------------------------------------------------------- failed starts are rows
+def test_a_start_whose_flow_raises_is_an_error_row_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    real = sweep_module.run_dynamics
+    bad_seed = cell_seed(0, 16, 5.0, 1)
+
+    def flaky(problem, W0, *args, **kwargs):
+        if problem.seed == bad_seed:
+            raise ConvergenceError("step size collapsed at t = 1.5")
+        return real(problem, W0, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "run_dynamics", flaky)
+    config = SweepConfig(n=(16,), alpha=(5.0,), starts=3, t_max=5.0)
+    out = tmp_path / "e.nc"
+    rep = run_sweep(config, out, workers=0, chunk_size=3)
+    ds = read_sweep(out)
+    assert rep.completed == 3 and rep.errors == 1
+    assert ds["status"].values[0, 0].tolist()[1] == ERROR and not ds["success"].values[0, 0, 1]
+    assert ds["message"].values[0, 0, 1] == "ConvergenceError: step size collapsed at t = 1.5"
+    assert ds["message"].values[0, 0, 0] == "" and ds["status"].values[0, 0, 0] != ERROR
+    assert np.isnan(ds["final_overlap"].values[0, 0, 1]) and done_mask(ds).all()
+    assert decided_mask(ds).tolist() == [[[True, False, True]]]
+    again = run_sweep(config, out, workers=0)  # an error is a stored result: not rerun
+    assert again.completed == 0 and again.previously_done == 3
+
+
+# ---------------------------------------------------------------- files of the first format
+FORMAT1 = Path(__file__).parent / "data" / "sweep_format1.nc"  # written by the format-1 code
+FORMAT1_ARGS = ["sweep", "--n", "16", "--alpha", "3", "5", "--starts", "2", "--seed", "0", "--t-max", "5",
+                "--workers", "0", "--json"]
+
+
+def test_a_format1_file_resumes_with_its_old_default_values(tmp_path, capsys):
+    import shutil
+
+    out = shutil.copy(FORMAT1, tmp_path / "old.nc")
+    before = read_sweep(out)
+    assert before.attrs["format"] == "phaseflow-sweep-1" and (before["message"].values == "").all()
+    assert entry(FORMAT1_ARGS + ["--out", str(out)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["previously_done"] == 4 and res["completed"] == 0
+    # the same numbers; the in-process sweep with today's code gives them too
+    fresh = tmp_path / "fresh.nc"
+    assert entry(FORMAT1_ARGS + ["--out", str(fresh)]) == 0
+    assert_same_results(read_sweep(fresh), before)
+
+
+@pytest.mark.parametrize("extra, words", [(["--success-overlap", "0.9"], "success_overlap"),
+                                          (["--atol", "1e-3"], "atol"), (["--time-grid", "none"], "time_grid"),
+                                          (["--seeds", "1", "2", "3", "4"], "seed_source")])
+def test_a_format1_file_is_refused_when_the_new_options_differ(tmp_path, capsys, extra, words):
+    import shutil
+
+    out = shutil.copy(FORMAT1, tmp_path / "old.nc")
+    assert entry(FORMAT1_ARGS + ["--out", str(out)] + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0] and "other parameters" in err[0]
+    assert read_sweep(out).attrs["format"] == "phaseflow-sweep-1"  # untouched
+
+
+def test_a_resumed_format1_file_is_written_in_the_current_format(tmp_path):
+    import shutil
+
+    out = shutil.copy(FORMAT1, tmp_path / "old.nc")
+    ds = open_sweep(out, SweepConfig(n=(16,), alpha=(3.0, 5.0), starts=2, t_max=5.0))
+    write_dataset(ds, out)
+    back = read_sweep(out)
+    assert back.attrs["format"] == FORMAT and float(back.attrs["success_overlap"]) == StopRules().success_overlap
+    assert "upgraded_from" in back.attrs
+    open_sweep(out, SweepConfig(n=(16,), alpha=(3.0, 5.0), starts=2, t_max=5.0))  # still resumes
+
+
+def test_sweep_files_carry_provenance(tmp_path):
+    path = write_dataset(empty_dataset(SweepConfig(**SMALL), note="x"), tmp_path / "p.nc")
+    attrs = read_sweep(path).attrs
+    assert attrs["format"] == FORMAT and attrs["note"] == "x"
+    assert {"package_version", "created", "success_overlap", "atol", "max_stages"} <= set(attrs)
+
+
+def test_help_names_every_flow_option_with_the_flows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for option in ("--t-max", "--success-overlap", "--energy-tol", "--grad-tol", "--method", "--rtol", "--atol",
+                   "--max-stages", "--lr", "--dtype", "--loss", "--time-grid", "--seeds"):
+        assert option in out
+    stop = StopRules()
+    assert f"(default {stop.success_overlap:g})" in out and f"(default {stop.energy_tol:g})" in out

@@ -1,0 +1,320 @@
+"""The finite-N success study: alpha_c(N) of gradient flow against the escape mechanism.
+
+docs/theory.md §4, docs/validation.md ("Finite-N success probability and alpha_c(N)").
+The runs are sweeps (:mod:`simulation.sweep`), one file per N (its own alpha grid), with
+the study's protocol (:func:`study_config`): float32 flow, rtol 1e-2, atol 1e-3, success
+|q| >= 0.9, trapped at the float32 gradient tolerance, timeout t = 100, recording only
+t = 0, and fresh data per start from the explicit seed point_seed(N, alpha) + j.
+
+This module holds the study's science, read from those files:
+
+- :func:`success_rows`: successes, timeouts and undecided timeouts per (N, alpha);
+- :func:`alpha_c_fit`: logistic alpha_c(N) (:func:`theory.statistics.fit_logistic`) and the
+  bracket that counts every timeout as a success (the finite horizon);
+- :func:`fit_q_star`, :func:`mechanism_alpha_c`: the mechanism's prediction, eqs. 4.6-4.8
+  (:func:`theory.escape.mechanism_probability`, :func:`theory.escape.mechanism_target`)
+  with the growth exponent Lambda_N(alpha) of benchmarks/bbp_in_time.py's report;
+- :func:`extrapolations`: alpha_c = alpha_inf - c / log N and alpha_c = a + b log N;
+- :func:`report`: all of it as one JSON-ready dict, and the two figures.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from simulation.flow import StopRules
+from simulation.sweep import SweepConfig, decided_mask, read_sweep
+from theory.escape import mechanism_probability, mechanism_target
+from theory.errors import InputError
+from theory.io import atomic_write_text
+from theory.statistics import binomial_standard_error, fit_logistic
+
+__all__ = ["GRID", "T_MAX", "SUCCESS_OVERLAP", "RTOL", "ATOL", "DTYPE", "TIME_GRID", "AMBIGUOUS_Q",
+           "HORIZON_T_MAX", "point_seed", "study_config", "sweep_path", "horizon_path", "horizon_config",
+           "success_rows", "growth_exponents", "fit_q_star", "alpha_c_fit", "mechanism_alpha_c",
+           "extrapolations", "threshold_theory", "report", "success_curves_figure", "alpha_c_figure"]
+
+#: The study's grid: alphas per N around each alpha_c(N).
+GRID = {128: (3.0, 4.0, 5.0, 6.0, 7.0), 256: (3.0, 4.0, 5.0, 6.0, 7.0),
+        512: (4.0, 5.0, 6.0, 7.0), 1024: (4.0, 5.0, 6.0, 7.0),
+        2048: (5.0, 6.0, 7.0), 4096: (5.0, 6.0, 7.0)}
+#: Protocol (docs/validation.md: checked against float64 rtol 1e-6 to t = 400 on 32 runs).
+T_MAX = 100.0
+SUCCESS_OVERLAP = 0.9
+RTOL, ATOL = 1e-2, 1e-3
+DTYPE = "float32"
+TIME_GRID = "none"
+#: Timeouts with AMBIGUOUS_Q <= |q| < SUCCESS_OVERLAP might still succeed later.
+AMBIGUOUS_Q = 0.5
+#: Horizon of the reruns of timeouts (``horizon_config``).
+HORIZON_T_MAX = 400.0
+
+
+def point_seed(n: int, alpha: float) -> int:
+    """Base seed of a point; start j uses point_seed + j (j < 10^4), distinct over the grid."""
+    return (int(n) * 1000 + int(round(alpha * 10))) * 10_000
+
+
+def study_config(n: int, starts: int, alphas: Sequence[float] | None = None, **overrides) -> SweepConfig:
+    """The sweep of one N with the study's protocol and seeds point_seed(N, alpha) + j.
+
+    ``overrides`` replace protocol fields (e.g. ``t_max``, ``dtype`` for the settings check).
+    """
+    alphas = tuple(sorted(float(a) for a in (GRID[n] if alphas is None else alphas)))
+    if starts >= 10_000:
+        raise InputError("the study's seeds allow at most 9999 starts per point")
+    seeds = [[[point_seed(n, a) + j for j in range(starts)]] for a in alphas]
+    params = {**dict(t_max=T_MAX, success_overlap=SUCCESS_OVERLAP, rtol=RTOL, atol=ATOL, dtype=DTYPE,
+                     time_grid=TIME_GRID), **overrides}
+    return SweepConfig(n=(int(n),), alpha=alphas, starts=int(starts), seeds=seeds, **params)
+
+
+def sweep_path(folder: str | os.PathLike, n: int) -> Path:
+    return Path(folder) / f"sweep_n{int(n)}.nc"
+
+
+def horizon_path(folder: str | os.PathLike, n: int, alpha: float) -> Path:
+    return Path(folder) / f"horizon_n{int(n)}_a{alpha:g}.nc"
+
+
+def horizon_config(ds, alpha: float, runs: int, t_max: float = HORIZON_T_MAX) -> SweepConfig:
+    """Rerun the first ``runs`` timeouts of point ``alpha`` of a study sweep ``ds`` (same
+    seeds, same flow) to ``t_max``: do the runs undecided at t = T_MAX succeed later?"""
+    point = ds.sel(alpha=alpha)
+    if point.sizes["n"] != 1:
+        raise InputError("a study sweep holds one N")
+    status = np.asarray(point["status"].values[0]).astype(str)
+    seeds = np.asarray(point["cell_seed"].values[0])[status == "timeout"][:runs]
+    if seeds.size == 0:
+        raise InputError(f"no timeout at alpha = {alpha:g}")
+    attrs = ds.attrs
+    return SweepConfig(n=(int(point["n"].values[0]),), alpha=(float(alpha),), starts=int(seeds.size),
+                       seeds=[[[int(s) for s in seeds]]], t_max=t_max,
+                       success_overlap=float(attrs["success_overlap"]), rtol=float(attrs["rtol"]),
+                       atol=float(attrs["atol"]), dtype=str(attrs["dtype"]), time_grid=str(attrs["time_grid"]))
+
+
+# ---------------------------------------------------------------------------- success table
+def success_rows(paths: Sequence[str | os.PathLike]) -> list[dict]:
+    """One row per (N, alpha) of the sweep files: starts decided, successes, P and its
+    standard error, timeouts, ambiguous timeouts (|q| >= AMBIGUOUS_Q), timeouts with
+    |q| >= the success overlap (0 under the stop rules; kept as a check) and wall seconds.
+
+    Raises InputError if a cell has undecided starts (pending or error): a study's
+    numbers need every start.
+    """
+    rows = []
+    for path in paths:
+        ds = read_sweep(path)
+        q_success = float(ds.attrs.get("success_overlap", StopRules().success_overlap))
+        decided = decided_mask(ds)
+        for i, alpha in enumerate(ds["alpha"].values):
+            for j, n in enumerate(ds["n"].values):
+                if not decided[i, j].all():
+                    raise InputError(f"{str(path)!r}: N={n} alpha={alpha:g} has {int((~decided[i, j]).sum())} "
+                                     "undecided starts (pending or error)")
+                status = np.asarray(ds["status"].values[i, j]).astype(str)
+                q = np.abs(np.asarray(ds["final_overlap"].values[i, j], float))
+                succ = np.asarray(ds["success"].values[i, j], bool)
+                timeouts = status == "timeout"
+                k, m = int(succ.sum()), succ.size
+                rows.append(dict(n=int(n), alpha=float(alpha), starts=m, successes=k, p=k / m,
+                                 stderr=binomial_standard_error(k, m), timeouts=int(timeouts.sum()),
+                                 ambiguous=int((timeouts & (q >= AMBIGUOUS_Q) & ~succ).sum()),
+                                 timeouts_successful=int((timeouts & (q >= q_success)).sum()),
+                                 wall=float(np.nansum(ds["wall_seconds"].values[i, j]))))
+    rows.sort(key=lambda r: (r["n"], r["alpha"]))
+    return rows
+
+
+# ---------------------------------------------------------------------------- mechanism
+def growth_exponents(bbp_report: str | os.PathLike) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Lambda_N(alpha) (eq. 4.6, mean over trajectories) per tracked N from the report of
+    benchmarks/bbp_in_time.py, made non-decreasing in alpha (few trajectories per point)."""
+    bb = json.loads(Path(bbp_report).read_text())
+    return {int(n): (np.array(v["alphas"], float), np.maximum.accumulate(np.array(v["Lambda"], float)))
+            for n, v in bb["by_n"].items()}
+
+
+def _lambda_source(lam: dict, n: int) -> int:
+    """N whose Lambda is used at N: itself if tracked, else the largest tracked N
+    (Lambda is nearly N-independent over the tracked range)."""
+    return n if n in lam else max(lam)
+
+
+def _lambda_at(lam: dict, n: int, alpha: float) -> float:
+    a, L = lam[_lambda_source(lam, n)]
+    return float(np.interp(alpha, a, L))
+
+
+def fit_q_star(rows: Sequence[dict], lam: dict) -> float:
+    """Maximum-likelihood q* of eq. 4.7 over the points whose N is tracked in ``lam``."""
+    from scipy.optimize import minimize_scalar
+
+    pts = [r for r in rows if r["n"] in lam]
+
+    def nll(log_q):
+        tot = 0.0
+        for r in pts:
+            p = np.clip(mechanism_probability(_lambda_at(lam, r["n"], r["alpha"]), r["n"], np.exp(log_q)),
+                        1e-9, 1 - 1e-9)
+            tot -= r["successes"] * np.log(p) + (r["starts"] - r["successes"]) * np.log(1 - p)
+        return tot
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-6, 1), method="bounded").x))
+
+
+def mechanism_alpha_c(lam: dict, n: int, q_star: float) -> float:
+    """alpha_c(N) of eq. 4.8: Lambda_N(alpha_c) = mechanism_target(N, q*), inverted on the
+    tabulated Lambda (NaN outside its range)."""
+    aa, LL = lam[_lambda_source(lam, n)]
+    target = mechanism_target(n, q_star)
+    return float(np.interp(target, LL, aa)) if LL[0] <= target <= LL[-1] else float("nan")
+
+
+# ---------------------------------------------------------------------------- alpha_c(N)
+def alpha_c_fit(rows: Sequence[dict], width: float = float("nan")) -> dict:
+    """alpha_c, width, s.e. of one N's rows (logistic MLE), and alpha_c if every timeout
+    had succeeded later (the bracket of the finite horizon).
+
+    With one alpha only the width is ``width`` (from another N, flagged ``width_fixed``)
+    and the s.e. comes from the binomial error by the delta method.
+    """
+    a = [r["alpha"] for r in rows]
+    k = [r["successes"] for r in rows]
+    m = [r["starts"] for r in rows]
+    width_fixed = len(rows) < 2
+    if not width_fixed:
+        ac, w, se = fit_logistic(a, k, m)
+    else:
+        p_hat = min(max(k[0] / m[0], 0.5 / m[0]), 1 - 0.5 / m[0])
+        w = width
+        ac = a[0] - w * np.log(p_hat / (1 - p_hat))
+        se = w * np.sqrt(1 / (m[0] * p_hat * (1 - p_hat)))
+    k_up = [r["successes"] + r["timeouts"] - r["timeouts_successful"] for r in rows]
+    ac_up = fit_logistic(a, k_up, m)[0] if len(rows) >= 2 else float("nan")
+    return dict(alpha_c=ac, width=w, alpha_c_se=se, alpha_c_if_timeouts_succeed=ac_up,
+                timeout_fraction=sum(r["timeouts"] for r in rows) / sum(m), width_fixed=width_fixed)
+
+
+def extrapolations(by_n: dict) -> tuple[dict, dict]:
+    """Weighted least-squares fits of the measured alpha_c(N) (weights 1 / s.e.):
+    alpha_c = alpha_inf - c / log N, and alpha_c = a + b log N."""
+    good = [n for n in sorted(by_n) if np.isfinite(by_n[n]["alpha_c"]) and by_n[n]["alpha_c_se"] > 0]
+    x = np.array([1 / np.log(n) for n in good])
+    y = np.array([by_n[n]["alpha_c"] for n in good])
+    sw = np.array([1 / by_n[n]["alpha_c_se"] for n in good])
+    A = np.vstack([np.ones_like(x), x]).T * sw[:, None]
+    coef, *_ = np.linalg.lstsq(A, y * sw, rcond=None)
+    cov = np.linalg.inv(A.T @ A)
+    inverse_log = dict(model="alpha_c = alpha_inf - c / log N", alpha_inf=float(coef[0]),
+                       alpha_inf_se=float(np.sqrt(cov[0, 0])), c=float(-coef[1]), ns=good)
+    A2 = np.vstack([np.ones_like(x), 1 / x]).T * sw[:, None]
+    coef2, *_ = np.linalg.lstsq(A2, y * sw, rcond=None)
+    cov2 = np.linalg.inv(A2.T @ A2)
+    linear_log = dict(a=float(coef2[0]), b=float(coef2[1]), b_se=float(np.sqrt(cov2[1, 1])))
+    return inverse_log, linear_log
+
+
+def threshold_theory() -> dict:
+    """The N = infinity critical alpha of the threshold-state theory (theory.threshold)."""
+    try:
+        from theory.threshold import critical_alpha
+
+        return dict(alpha_threshold_theory=float(critical_alpha().alpha_c))
+    except Exception as exc:  # keep the report when the theory side fails; say why
+        return dict(alpha_threshold_theory=None, alpha_threshold_error=f"{type(exc).__name__}: {exc}")
+
+
+def report(paths: Sequence[str | os.PathLike], bbp_report: str | os.PathLike, fig_dir: str | os.PathLike | None = None,
+           out_json: str | os.PathLike | None = None, theory: dict | None = None) -> dict:
+    """Success curves, measured alpha_c(N), the mechanism prediction (eqs. 4.6-4.8) with one
+    fitted constant q*, the extrapolations, and (with ``fig_dir``) two figures; written
+    atomically to ``out_json`` if given. ``theory``: the threshold-theory entry
+    (default :func:`threshold_theory`)."""
+    rows = success_rows(paths)
+    lam = growth_exponents(bbp_report)
+    q_star = fit_q_star(rows, lam)
+    res = dict(q_star=q_star, points=rows, by_n={})
+    last_w = float("nan")
+    for n in sorted({r["n"] for r in rows}):
+        fit = alpha_c_fit([r for r in rows if r["n"] == n], last_w)
+        if not fit["width_fixed"]:
+            last_w = fit["width"]
+        res["by_n"][n] = dict(alpha_c=fit["alpha_c"], width=fit["width"], alpha_c_se=fit["alpha_c_se"],
+                              alpha_c_pred=mechanism_alpha_c(lam, n, q_star),
+                              alpha_c_pred_qstar1=mechanism_alpha_c(lam, n, 1.0),
+                              alpha_c_if_timeouts_succeed=fit["alpha_c_if_timeouts_succeed"],
+                              timeout_fraction=fit["timeout_fraction"], lambda_from_n=_lambda_source(lam, n),
+                              width_fixed=fit["width_fixed"])
+    res["extrapolation"], res["linear_in_log_n"] = extrapolations(res["by_n"])
+    res.update(threshold_theory() if theory is None else theory)
+    if fig_dir is not None:
+        fig_dir = Path(fig_dir)
+        success_curves_figure(res, lam).savefig(fig_dir / "finite_n_success_curves.png", dpi=120)
+        alpha_c_figure(res).savefig(fig_dir / "alpha_c_vs_log_n.png", dpi=120)
+    if out_json is not None:
+        atomic_write_text(out_json, json.dumps(res, indent=1, default=float))
+    return res
+
+
+# ---------------------------------------------------------------------------- figures
+def success_curves_figure(res: dict, lam: dict):
+    """P(success) against alpha per N with the mechanism's eq. 4.7 (fitted q*)."""
+    from matplotlib.figure import Figure
+
+    rows, q_star = res["points"], res["q_star"]
+    fig = Figure(figsize=(7, 4.6))
+    ax = fig.add_subplot()
+    for i, n in enumerate(sorted(res["by_n"])):
+        rr = [r for r in rows if r["n"] == n]
+        ax.errorbar([r["alpha"] for r in rr], [r["p"] for r in rr], yerr=[r["stderr"] for r in rr], fmt="o",
+                    color=f"C{i}", label=f"N={n} simulated ({min(r['starts'] for r in rr)}+ starts)")
+        ag = np.linspace(2, 10, 200)
+        key = _lambda_source(lam, n)
+        ax.plot(ag, mechanism_probability([_lambda_at(lam, n, x) for x in ag], n, q_star), "-", color=f"C{i}",
+                lw=1, label=f"N={n} mechanism, eq. 4.7" + ("" if key == n else f" (Lambda from N={key})"))
+    ax.set_xlabel("alpha = M / N")
+    ax.set_ylabel(f"success probability (|q| >= {SUCCESS_OVERLAP:g} by t = {T_MAX:g})")
+    ax.set_title(f"Finite-N success: simulation vs overlap-growth mechanism (q* = {q_star:.3g} fitted)")
+    ax.set_xlim(2, 10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def alpha_c_figure(res: dict):
+    """alpha_c(N) against log N: measured, the timeout bracket, the mechanism, the fits."""
+    from matplotlib.figure import Figure
+
+    by_n = res["by_n"]
+    good = res["extrapolation"]["ns"]
+    fig = Figure(figsize=(7, 4.6))
+    ax = fig.add_subplot()
+    ax.errorbar(np.log(good), [by_n[n]["alpha_c"] for n in good], yerr=[by_n[n]["alpha_c_se"] for n in good],
+                fmt="ko", label="simulation (logistic fit, +- 1 s.e.)")
+    up = [(np.log(n), v["alpha_c_if_timeouts_succeed"]) for n, v in by_n.items()
+          if np.isfinite(v["alpha_c_if_timeouts_succeed"])]
+    if up:
+        ax.plot(*zip(*up), "kv", mfc="none", label=f"same, timeouts at t = {T_MAX:g} counted as successes")
+    pr = [(np.log(n), v["alpha_c_pred"]) for n, v in by_n.items() if np.isfinite(v["alpha_c_pred"])]
+    if pr:
+        ax.plot(*zip(*pr), "C1s--", mfc="none", label=f"mechanism, eq. 4.8 (q* = {res['q_star']:.2g})")
+    lg = np.linspace(np.log(100), np.log(1e7), 100)
+    e, lin = res["extrapolation"], res["linear_in_log_n"]
+    ax.plot(lg, e["alpha_inf"] - e["c"] / lg, "C0-",
+            label=f"fit alpha_inf - c/log N: alpha_inf = {e['alpha_inf']:.1f} +- {e['alpha_inf_se']:.1f}")
+    ax.plot(lg, lin["a"] + lin["b"] * lg, "C2:", label=f"fit a + b log N (b = {lin['b']:.2f})")
+    if res.get("alpha_threshold_theory") is not None:
+        ax.axhline(res["alpha_threshold_theory"], color="C3", ls="-.",
+                   label=f"threshold-state theory, N = inf: {res['alpha_threshold_theory']:.2f}")
+    ax.set_xlabel("log N")
+    ax.set_ylabel("alpha_c(N)  (success probability 1/2)")
+    ax.set_title("Critical alpha of gradient flow at finite N")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
