@@ -20,7 +20,7 @@ from .flow import PROTOCOLS, Integrator, StopRules, run_dynamics
 from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
 from .state import load_state, save_state
 from .plot import add_plot_parser, cmd_plot
-from .sweep import add_sweep_parser, cmd_sweep
+from .sweep import add_flow_options, add_sweep_parser, cmd_sweep
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main", "entry", "cmd_run", "cmd_hessian", "run_starts"]
 
@@ -34,13 +34,7 @@ def _add_run(sub) -> None:
     r.add_argument("--alpha", type=number_arg, default=6.0, help="ratio M/N (default 6)")
     r.add_argument("--replicas", type=integer_arg("replicas"), default=16, help="number of starts B (default 16)")
     r.add_argument("--seed", type=integer_arg("seed"), default=0, help="seed of data and starts (default 0)")
-    r.add_argument("--t-max", type=number_arg, default=2000.0, help="timeout in flow time (default 2000)")
-    r.add_argument("--method", default="flow", help="flow (adaptive RKC, default) or gd (projected GD)")
-    r.add_argument("--lr", type=number_arg, default=0.01, help="learning rate of gd (default 0.01)")
-    r.add_argument("--rtol", type=number_arg, default=None, help="flow tolerance (default 1e-6; 1e-4 in float32)")
-    r.add_argument("--grad-tol", type=number_arg, default=None, help="trapped when rms gradient <= this (default 1e-8; 1e-4 in float32)")
-    r.add_argument("--dtype", default="float64", help="float64 (default) or float32")
-    r.add_argument("--loss", default="quartic", help="loss name (default quartic)")
+    add_flow_options(r)
     r.add_argument("--protocol", choices=PROTOCOLS, default="free",
                    help="free flow (default) or the flow restricted to W orthogonal to W* (q = 0)")
     r.add_argument("--q0", type=number_arg, default=None,
@@ -92,8 +86,9 @@ def run_starts(problem: Problem, replicas: int, seed: int, q0: float | None = No
 
 def cmd_run(args: argparse.Namespace) -> int:
     dtype = resolve_dtype(args.dtype)
-    stop = StopRules(t_max=args.t_max, grad_tol=args.grad_tol)
-    integ = Integrator(method=args.method, rtol=args.rtol, lr=args.lr)
+    stop = StopRules(t_max=args.t_max, success_overlap=args.success_overlap, energy_tol=args.energy_tol,
+                     grad_tol=args.grad_tol)
+    integ = Integrator(method=args.method, rtol=args.rtol, atol=args.atol, lr=args.lr, max_stages=args.max_stages)
     if args.q0 is not None and args.protocol == "orthogonal":
         raise InputError("--q0 and --protocol orthogonal exclude each other (the orthogonal flow has q = 0)")
     if args.init == "spectral" and args.q0 is not None:
@@ -112,7 +107,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         W0 = start.W0
     else:
         W0 = run_starts(problem, args.replicas, args.seed, args.q0)
-    result = run_dynamics(problem, W0, stop, integ, args.loss, progress=not args.json, protocol=args.protocol)
+    times = None if args.time_grid == "log" else np.array([0.0])
+    result = run_dynamics(problem, W0, stop, integ, args.loss, times=times, progress=not args.json,
+                          protocol=args.protocol)
     if args.save:
         save_state(args.save, problem, result, loss=args.loss, W0=W0)
     counts = {k: int(np.sum(result.status == k)) for k in ("success", "trapped", "timeout")}
