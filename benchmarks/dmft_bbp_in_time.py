@@ -72,8 +72,11 @@ def plot(records: list[dict], path: str, simulation: str | None = None) -> None:
                 sa = [np.nan if v is None or not np.isfinite(v) else v for v in sim["by_n"][size]["alpha_bbp_t"]]
                 ax.plot(np.where(st > 0, st, 0.003), sa, "s--", color=color[size], mfc="none",
                         label=f"simulation N = {size} ({sim['by_n'][size]['starts'][0]} trajectories per alpha)")
-    ax.set_xscale("log"); ax.set_xlim(0.002, 0.4); ax.set_ylim(1.5, 10.5)
-    ax.set_xlabel("flow time t (t = 0 at 0.003)"); ax.set_ylabel("alpha_BBP(t), split law")
+    ax.set_xscale("log")
+    ax.set_xlim(0.002, 0.4)
+    ax.set_ylim(1.5, 10.5)
+    ax.set_xlabel("flow time t (t = 0 at 0.003)")
+    ax.set_ylabel("alpha_BBP(t), split law")
     ax.set_title("Above alpha_BBP(t) the Hessian at time t has a spike toward the signal", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()

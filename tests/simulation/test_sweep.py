@@ -195,7 +195,7 @@ def test_in_process_sweep_and_rerun_skips_finished_work(reference, tmp_path):
 
 
 # ---------------------------------------------------------------- kill, resume, executors
-def _done_on_disk(path: Path, _cache={}) -> int:
+def _done_on_disk(path: Path, _cache={}) -> int:  # noqa: B006 - a deliberate memo
     """Finished starts in the sweep file (re-read only when the file was replaced)."""
     try:
         st = path.stat()

@@ -36,7 +36,9 @@ def test_given_mu_and_s_are_kept(sample):
 def test_measure_is_frozen_and_arrays_read_only(sample):
     yhat, y, _ = sample
     m = Measure.empirical(yhat, y, alpha=1.0)
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         m.alpha = 2.0
     with pytest.raises(ValueError):
         m.yhat[0] = 1.0

@@ -113,12 +113,14 @@ def test_overlap2_equals_eigenvector_overlap_at_root():
 def test_overlap2_by_quad_in_mondelli_montanari_variables():
     """Eqs. 6.3-6.5 by adaptive quadrature (no core, no composite rule): trimmed at alpha = 6."""
     alpha, tau2 = 6.0, 9.0
-    phi = lambda y: math.exp(-y * y / 2) / math.sqrt(2 * math.pi)
+    def phi(y):
+        return math.exp(-y * y / 2) / math.sqrt(2 * math.pi)
 
     def E(f):  # E over y ~ N(0,1) of f(y) 1{y^2 <= 9}: T = y^2 there, 0 outside (f(0) terms vanish)
         return 2 * quad(lambda y: f(y) * phi(y), 0, 3, limit=200)[0]
 
-    spike = lambda lam: E(lambda y: y * y * (y * y - 1) / (lam - y * y)) - 1 / alpha
+    def spike(lam):
+        return E(lambda y: y * y * (y * y - 1) / (lam - y * y)) - 1 / alpha
     lam = brentq(spike, tau2 + 1e-9, 1e4)
     G2 = E(lambda y: (y * y / (lam - y * y)) ** 2)
     sG2 = E(lambda y: y * y * (y * y / (lam - y * y)) ** 2)
