@@ -3,5 +3,22 @@
 theory/ never imports simulation/ and simulation/ holds no theory; what compares them
 lives here, as package code with tests (tests/experiments/), so that the scripts in
 benchmarks/ stay thin (arguments -> an experiment's function -> a result file).
+
+The main entry points, one per room (matplotlib and xarray are imported only by the
+functions that draw or write):
+
+* :mod:`~experiments.tracking` - ``track`` (theory vs Lanczos along one flow) -> ``Track``
+  of ``TrackPoint``;
+* :mod:`~experiments.bbp` - ``run_point`` (theory-only trajectories at (N, alpha)) and
+  ``bbp_report`` (alpha_BBP(t) and the escape-mechanism predictions);
+* :mod:`~experiments.dmft` - ``compare`` (DMFT against simulation for a ``DMFTComparison``);
+* :mod:`~experiments.threshold` - ``simulate_point`` (trapped states at (N, alpha)); its
+  own comparison is ``experiments.threshold.compare``.
 """
-__all__: list[str] = []
+from .bbp import bbp_report, run_point
+from .dmft import DMFTComparison, compare
+from .threshold import simulate_point
+from .tracking import Track, TrackPoint, track
+
+__all__ = ["track", "Track", "TrackPoint", "run_point", "bbp_report", "DMFTComparison", "compare",
+           "simulate_point"]

@@ -18,9 +18,12 @@ lambda_iso(t), overlap2(t) and the BBP residual (eq. 2.9) at each time
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from simulation.data import make_problem, random_starts
 from simulation.flow import Integrator
@@ -47,7 +50,7 @@ def trajectory_seed(n: int, alpha: float, j: int) -> int:
     return 9_000_000 + 10_000 * n + 100 * int(alpha * 10) + j
 
 
-def run_point(n: int, alpha: float, starts: int, times=TIMES) -> dict[str, np.ndarray]:
+def run_point(n: int, alpha: float, starts: int, times: ArrayLike = TIMES) -> dict[str, np.ndarray]:
     """Track ``starts`` trajectories theory-only (float32 flow, rtol 1e-3, atol 1e-4) and
     return the arrays of :data:`ROWS`, each of shape (starts, len(times))."""
     times = check_times(times)
@@ -74,7 +77,7 @@ def point_path(out: Path, n: int, alpha: float) -> Path:
     return Path(out) / f"n{n}_a{alpha:g}.npz"
 
 
-def save_point(out: Path, n: int, alpha: float, rows: dict[str, np.ndarray], times=TIMES) -> Path:
+def save_point(out: Path, n: int, alpha: float, rows: dict[str, np.ndarray], times: ArrayLike = TIMES) -> Path:
     """Write a point's arrays atomically, with its times and provenance (a JSON string)."""
     starts = int(np.asarray(rows["q"]).shape[0])
     prov = provenance(experiment="experiments.bbp.run_point", n=n, alpha=alpha, starts=starts,
@@ -104,7 +107,7 @@ def growth_rate(d: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return r, cnt
 
 
-def crossing_alpha(alphas, lam, target: float) -> float:
+def crossing_alpha(alphas: Sequence[float] | np.ndarray, lam: Sequence[float] | np.ndarray, target: float) -> float:
     """alpha where Lambda_N(alpha) reaches ``target`` (eq. 4.8), by linear interpolation on
     the last grid interval with lam[i] <= target < lam[i+1]; NaN if none."""
     ac = np.nan
@@ -130,7 +133,7 @@ def _alpha_bbp(alphas, mean_bbp: np.ndarray) -> list[float]:
     return out
 
 
-def bbp_report(data: dict[tuple[int, float], dict[str, np.ndarray]], times=TIMES, q_star: float = 1.0) -> dict:
+def bbp_report(data: dict[tuple[int, float], dict[str, np.ndarray]], times: ArrayLike = TIMES, q_star: float = 1.0) -> dict:
     """alpha_BBP(t), Lambda_N(alpha) and the mechanism predictions from the points ``data``
     (:func:`load_points`). Returns {"times", "q_star", "by_n": {N: {...}}} with, per N:
     alphas, Lambda (eq. 4.6), p_pred (eq. 4.7), alpha_c_pred (eq. 4.8), alpha_bbp_t (None
@@ -166,7 +169,7 @@ def _t_plot(t: np.ndarray) -> np.ndarray:
     return np.where(t > 0, t, t[1] / 2)
 
 
-def plot_alpha_bbp_diagram(res: dict, n: int, path) -> None:
+def plot_alpha_bbp_diagram(res: dict, n: int, path: str | os.PathLike) -> None:
     """PNG of the (alpha, t) diagram at N: fraction of uninformed states with an isolated
     eigenvalue, and alpha_BBP(t)."""
     import matplotlib
@@ -190,7 +193,7 @@ def plot_alpha_bbp_diagram(res: dict, n: int, path) -> None:
     plt.close(fig)
 
 
-def plot_alpha_bbp_t(res: dict, path) -> None:
+def plot_alpha_bbp_t(res: dict, path: str | os.PathLike) -> None:
     """PNG of alpha_BBP(t), one curve per N."""
     import matplotlib
     matplotlib.use("Agg")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def standard_error(x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- simulation
-def simulation_cache_path(cache: Path, alpha, q0, n, t_max, rtol, start: int) -> Path:
+def simulation_cache_path(cache: Path, alpha: float, q0: float, n: int, t_max: float, rtol: float, start: int) -> Path:
     return Path(cache) / f"sim_a{alpha:g}_q{q0:g}_n{n}_t{t_max:g}_rtol{rtol:g}_start{start}.npz"
 
 
@@ -135,7 +136,8 @@ def _run_start(path: Path, alpha, n, start, t_max, q0, times, rtol, log: Log) ->
     log(f"start {start}: {time.perf_counter() - t0:.0f} s")
 
 
-def simulate(alpha, n, starts, t_max, q0, times, cache: Path, rtol: float = 1e-7, log: Log = _print):
+def simulate(alpha: float, n: int, starts: int, t_max: float, q0: float, times: np.ndarray, cache: Path,
+             rtol: float = 1e-7, log: Log = _print) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Energy, mu, |q| of each start on ``times`` (one cached file per start), and the total
     wall time. A cached run of the same start on another grid (a later t_max, or the grid
     of another dt_max) is reused when it covers ``times``, linearly interpolated onto them.
@@ -289,7 +291,8 @@ def finite_n_table(c: DMFTComparison, times: np.ndarray, dm: dict, cache: Path, 
     return rows
 
 
-def plot_comparison(path, c: DMFTComparison, times, sim: dict, dm: dict, dmft_t) -> None:
+def plot_comparison(path: str | os.PathLike, c: DMFTComparison, times: np.ndarray, sim: dict, dm: dict,
+                    dmft_t: np.ndarray) -> None:
     """Figure: e(t), mu(t), |q|(t), simulation mean +- 2 standard errors over starts against the
     DMFT mean +- 2 standard errors over seeds."""
     import matplotlib

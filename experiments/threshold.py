@@ -28,13 +28,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simulation.protocols import PROTOCOLS, check_protocol
 from theory.statistics import kolmogorov_distance
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from theory.threshold import ThresholdState
 
 __all__ = ["PLAN", "PLAN_ORTHOGONAL", "PROTOCOLS", "SEED", "RTOL", "point_path", "point_seed", "simulate_point",
            "point_dataset", "point_record", "simulate", "load_points", "compare", "format_comparison", "own_law_edge", "finite_m_edge",
@@ -133,7 +139,7 @@ _POINT_LONG_NAMES = {
 _POINT_SCALARS = ("n", "alpha", "seed", "protocol", "wall_seconds")
 
 
-def point_dataset(rec: dict, attrs: dict | None = None):
+def point_dataset(rec: dict, attrs: dict | None = None) -> xr.Dataset:
     """A :func:`simulate_point` record as a labelled ``xarray.Dataset`` (arrays with named
     dimensions; the scalars n, alpha, seed, protocol, wall_seconds and ``attrs``, e.g.
     theory.io.provenance, as attributes). :func:`point_record` inverts it."""
@@ -145,7 +151,7 @@ def point_dataset(rec: dict, attrs: dict | None = None):
     return xr.Dataset(data, coords={"field": ["yhat", "y"]}, attrs={**(attrs or {}), **scalars})
 
 
-def point_record(ds) -> dict:
+def point_record(ds: xr.Dataset) -> dict:
     """The record dict (the arrays of :func:`simulate_point`) of a point dataset."""
     rec = {k: ds[k].values for k in _POINT_DIMS}
     rec["status"] = rec["status"].astype(str)
@@ -155,7 +161,7 @@ def point_record(ds) -> dict:
 
 
 def simulate(out: Path, protocol: str = "free", sizes: Iterable[int] | None = None, plan: Plan | None = None,
-             t_max: float = 2000.0, log=print) -> list[Path]:
+             t_max: float = 2000.0, log: Callable[[str], None] = print) -> list[Path]:
     """Run the points of ``plan`` (default :data:`PLAN` / :data:`PLAN_ORTHOGONAL`) not yet in
     ``out`` (as netCDF or as an older ``.npz``), one netCDF file each (atomic) with the
     provenance in its attrs (theory.io.provenance: package version, time, N, alpha,
@@ -217,7 +223,7 @@ def own_law_edge(law: np.ndarray, alpha: float, mu: float) -> float:
     return spectrum_summary(Measure.empirical(law[0], law[1], alpha=alpha, mu=float(mu))).bulk_edge
 
 
-def finite_m_edge(state, n: int, samples: int = 8, seed: int = 0) -> float:
+def finite_m_edge(state: ThresholdState, n: int, samples: int = 8, seed: int = 0) -> float:
     """Mean §2 edge of M = alpha N atoms drawn from the predicted law of ``state`` (a
     theory.threshold.ThresholdState), with the closure's mu: the finite-M gap,
     docs/theory.md §3.6."""

@@ -15,10 +15,13 @@ Command: ``python -m experiments track --n N --alpha A --seed S [--times ...] [-
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from simulation.data import Problem, make_problem, random_starts
 from simulation.flow import Integrator
@@ -151,12 +154,12 @@ class Track:
                     wall_seconds=round(self.wall_seconds, 3), points=[p.to_dict() for p in self.points])
 
 
-def theory_at_state(problem: Problem, w, loss: Loss | str | None = None) -> SpectrumSummary:
+def theory_at_state(problem: Problem, w: ArrayLike, loss: Loss | str | None = None) -> SpectrumSummary:
     """Random-matrix prediction (eqs. 2.3-2.9) for the Hessian at w from its empirical law."""
     return spectrum_summary(law_at_state(problem, w, loss))
 
 
-def spike_of(eigenvalues, overlap2, threshold: float = SPIKE_OVERLAP2) -> tuple[float | None, float | None]:
+def spike_of(eigenvalues: ArrayLike, overlap2: ArrayLike, threshold: float = SPIKE_OVERLAP2) -> tuple[float | None, float | None]:
     """(eigenvalue, overlap2) of the eigenvector most aligned with e, if overlap2 > threshold."""
     ov = np.asarray(overlap2, dtype=np.float64)
     if ov.size == 0:
@@ -167,9 +170,10 @@ def spike_of(eigenvalues, overlap2, threshold: float = SPIKE_OVERLAP2) -> tuple[
     return float(np.asarray(eigenvalues)[i]), float(ov[i])
 
 
-def track(problem: Problem, w0, times=DEFAULT_TIMES, *, k: int = 4, loss: Loss | str | None = None,
+def track(problem: Problem, w0: ArrayLike, times: ArrayLike = DEFAULT_TIMES, *, k: int = 4,
+          loss: Loss | str | None = None,
           integrator: Integrator = Integrator(), lanczos: bool = True, lanczos_tol: float = 1e-8,
-          seed: int | None = None, progress=None) -> Track:
+          seed: int | None = None, progress: Callable[[int], object] | None = None) -> Track:
     """Theory vs Lanczos along the flow from w0 at the recording times.
 
     Parameters
@@ -235,7 +239,7 @@ def track(problem: Problem, w0, times=DEFAULT_TIMES, *, k: int = 4, loss: Loss |
                  wall_seconds=time.perf_counter() - t_start)
 
 
-def plot_track(tr: Track, path) -> None:
+def plot_track(tr: Track, path: str | os.PathLike) -> None:
     """PNG of lambda_iso(t) and the bulk edge from the empirical law vs the Lanczos eigenvalues."""
     import matplotlib
     matplotlib.use("Agg")
@@ -288,7 +292,7 @@ def t0_lowest_eigenvalue(n: int, alpha: float, seeds: int) -> dict:
                 cutoff_overlap2=pred.overlap2, cutoff_lowest=pred.lowest, y_cut2=pred.y_cut2)
 
 
-def plot_t0_lowest_eigenvalue(rows: list[dict], path) -> None:
+def plot_t0_lowest_eigenvalue(rows: list[dict], path: str | os.PathLike) -> None:
     """PNG of the rows of :func:`t0_lowest_eigenvalue` against log M, with the cutoff-law
     curve continued to M = 10^8 and its expansion -(2 y_c^2 + 96 alpha / (2 y_c^2)) (eq. 4.3)."""
     import matplotlib

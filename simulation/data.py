@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from theory.errors import InputError
 
@@ -30,7 +31,7 @@ def check_size(n: int, alpha: float) -> int:
     return m
 
 
-def resolve_dtype(dtype) -> np.dtype:
+def resolve_dtype(dtype: DTypeLike) -> np.dtype:
     """'float64' (default) or 'float32' -> numpy dtype; anything else is an InputError."""
     if dtype is None:
         return np.dtype(np.float64)
@@ -92,7 +93,7 @@ def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(data_ss), np.random.default_rng(start_ss)
 
 
-def make_problem(n: int, alpha: float, seed: int, dtype="float64") -> Problem:
+def make_problem(n: int, alpha: float, seed: int, dtype: DTypeLike = "float64") -> Problem:
     """Draw X with i.i.d. N(0, 1/N) entries, W* uniform on |W*|^2 = N, y = X W*.
 
     Parameters
@@ -117,7 +118,7 @@ def make_problem(n: int, alpha: float, seed: int, dtype="float64") -> Problem:
     return Problem(X.astype(dt, copy=False), y.astype(dt), w_star.astype(dt), int(seed))
 
 
-def problem_from_arrays(X, y, w_star=None) -> Problem:
+def problem_from_arrays(X: ArrayLike, y: ArrayLike, w_star: ArrayLike | None = None) -> Problem:
     """Wrap user data: X (M, N) and labels y (M,) (signs are irrelevant to the quartic
     loss, so |y| from intensities y^2 will do); the teacher is optional."""
     X = np.asarray(X)
@@ -136,7 +137,7 @@ def problem_from_arrays(X, y, w_star=None) -> Problem:
     return Problem(X.astype(dt, copy=False), y.astype(dt, copy=False), w_star, None)
 
 
-def random_starts(n: int, replicas: int, seed: int, dtype="float64") -> np.ndarray:
+def random_starts(n: int, replicas: int, seed: int, dtype: DTypeLike = "float64") -> np.ndarray:
     """B starts uniform on the sphere |W|^2 = N, as the columns of an (N, B) array.
 
     Replica b is the same vector whatever the total number of replicas (column b of

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 from theory.errors import InputError, raise_if_failed
@@ -97,7 +98,7 @@ class HessianProbe:
         return float(np.max(self.residuals)) if self.residuals.size else float("nan")
 
 
-def _as_state(problem: Problem, w) -> np.ndarray:
+def _as_state(problem: Problem, w: ArrayLike) -> np.ndarray:
     w = np.asarray(w, dtype=np.float64).reshape(-1)
     if w.shape != (problem.n,):
         raise InputError(f"state must have N = {problem.n} components, got {w.shape}")
@@ -114,7 +115,7 @@ def _finish(problem, w, point, loss, lam, vecs, method, keep_vectors, converged=
                         float(point.energy[0]), q, vecs if keep_vectors else None, message)
 
 
-def lowest_eigenpairs(problem: Problem, w, k: int = 6, loss: Loss | str | None = None,
+def lowest_eigenpairs(problem: Problem, w: ArrayLike, k: int = 6, loss: Loss | str | None = None,
                       tol: float = 1e-10, keep_vectors: bool = False, seed: int = 0,
                       strict: bool = True, maxiter: int | None = None) -> HessianProbe:
     """Lowest k eigenpairs of the tangent Hessian (eq. 1.6) by implicitly restarted
@@ -158,7 +159,7 @@ def lowest_eigenpairs(problem: Problem, w, k: int = 6, loss: Loss | str | None =
     return _finish(p64, w, point, loss, lam[order], basis.embed(z[:, order]), "lanczos", keep_vectors)
 
 
-def full_spectrum(problem: Problem, w, loss: Loss | str | None = None, k: int | None = None,
+def full_spectrum(problem: Problem, w: ArrayLike, loss: Loss | str | None = None, k: int | None = None,
                   keep_vectors: bool = False) -> tuple[np.ndarray, HessianProbe]:
     """All N-1 eigenvalues of the tangent Hessian by dense diagonalisation (N <= 3000).
 
@@ -198,7 +199,7 @@ class StateMeasure:
     loss: str
 
 
-def state_measure(problem: Problem, w, loss: Loss | str | None = None) -> StateMeasure:
+def state_measure(problem: Problem, w: ArrayLike, loss: Loss | str | None = None) -> StateMeasure:
     """The measure (yhat, y, s, mu, alpha) of the state w, for ``theory.measure``."""
     loss = get_loss(loss)
     w = _as_state(problem, w)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from theory.escape import check_times
 from theory.loss import Loss
@@ -25,13 +26,13 @@ from .probes import state_measure
 __all__ = ["law_at_state", "states_at_times"]
 
 
-def law_at_state(problem: Problem, w, loss: Loss | str | None = None) -> Measure:
+def law_at_state(problem: Problem, w: ArrayLike, loss: Loss | str | None = None) -> Measure:
     """Empirical law of (yhat, y, s) at the state w (docs/theory.md §2.1), with its alpha and mu."""
     sm = state_measure(problem, w, loss)
     return Measure.empirical(sm.yhat, sm.y, sm.s, alpha=sm.alpha, mu=sm.mu, loss=sm.loss)
 
 
-def states_at_times(problem: Problem, w0, times, loss: Loss | str | None = None,
+def states_at_times(problem: Problem, w0: ArrayLike, times: ArrayLike, loss: Loss | str | None = None,
                     integrator: Integrator = Integrator()) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (t_i, W(t_i)) along the flow from w0 (N,) or (N, B) at each recording time.
 

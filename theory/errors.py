@@ -6,9 +6,12 @@ import argparse
 import os
 import re
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 __all__ = ["InputError", "ConvergenceError", "raise_if_failed", "OneLineArgumentParser", "run_cli"]
+
+
+_Result = TypeVar("_Result")
 
 
 class InputError(ValueError):
@@ -24,12 +27,12 @@ class ConvergenceError(RuntimeError):
     partial result exists).
     """
 
-    def __init__(self, message: str, result=None):
+    def __init__(self, message: str, result: Any = None):
         super().__init__(message)
         self.result = result
 
 
-def raise_if_failed(result, strict: bool):
+def raise_if_failed(result: _Result, strict: bool) -> _Result:
     """Return ``result``; with ``strict`` and ``result.converged`` false raise
     :class:`ConvergenceError` with ``result.message`` and the result attached."""
     if strict and not result.converged:

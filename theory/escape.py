@@ -18,8 +18,10 @@ measured (experiments) or predicted (theory.dmft).
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import erfc
 from scipy.stats import norm
 
@@ -35,7 +37,7 @@ Q_INFORMED = 0.3
 MEDIAN_ABS_NORMAL = float(norm.ppf(0.75))
 
 
-def check_times(times) -> np.ndarray:
+def check_times(times: ArrayLike) -> np.ndarray:
     """Recording times as a float array: finite, >= 0, strictly increasing, at least one.
 
     Raises InputError otherwise.
@@ -55,7 +57,8 @@ def check_times(times) -> np.ndarray:
     return arr
 
 
-def growth_exponent(times, iso, q=None, q_informed: float = Q_INFORMED) -> tuple[float, float]:
+def growth_exponent(times: ArrayLike, iso: Sequence[float | None], q: ArrayLike | None = None,
+                    q_informed: float = Q_INFORMED) -> tuple[float, float]:
     """Lambda = integral of max(0, -lambda_iso(t')) dt' along one trajectory (eq. 4.6).
 
     Trapezoid rule on the recorded grid; a missing isolated eigenvalue (None, below BBP)
@@ -82,7 +85,7 @@ def growth_exponent(times, iso, q=None, q_informed: float = Q_INFORMED) -> tuple
     return float(np.sum(0.5 * (rr[1:] + rr[:-1]) * np.diff(tt))), float(tt[-1])
 
 
-def integrated_growth(times, rate) -> float:
+def integrated_growth(times: ArrayLike, rate: ArrayLike) -> float:
     """Lambda of eq. 4.6 from a mean rate r(t) = <max(0, -lambda_iso(t))> on a grid:
     trapezoid rule up to the first NaN (no uninformed trajectory left to average over)."""
     t = check_times(times)
@@ -96,12 +99,12 @@ def integrated_growth(times, rate) -> float:
     return float(np.sum(0.5 * (r[1:last] + r[:last - 1]) * np.diff(t[:last])))
 
 
-def mechanism_probability(lam, n, q_star: float):
+def mechanism_probability(lam: ArrayLike, n: ArrayLike, q_star: float) -> np.ndarray | float:
     """Eq. 4.7: P(success) = P(|z| e^Lambda / sqrt(N) >= q*) = erfc(q* sqrt(N) e^-Lambda / sqrt 2)."""
     return erfc(q_star * np.sqrt(n) * np.exp(-np.asarray(lam, float)) / math.sqrt(2.0))
 
 
-def mechanism_target(n, q_star: float) -> float:
+def mechanism_target(n: float, q_star: float) -> float:
     """Eq. 4.8: the growth exponent at which the median start succeeds,
     Lambda_N(alpha_c(N)) = log(q* sqrt(N) / MEDIAN_ABS_NORMAL)."""
     return float(np.log(q_star * np.sqrt(n) / MEDIAN_ABS_NORMAL))

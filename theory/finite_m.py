@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 from scipy.special import erfcinv
@@ -93,7 +94,7 @@ def split_extreme_atoms(law: CurvatureLaw, max_split: int | None = None) -> tupl
     return rest, np.sort(D[order[:k]])
 
 
-def outlier_eigenvalues(rest: CurvatureLaw, D_split) -> np.ndarray:
+def outlier_eigenvalues(rest: CurvatureLaw, D_split: ArrayLike) -> np.ndarray:
     """Eigenvalues carried by split atoms, eq. (4.2): lambda = lambda_rest(rho = 1/D_j).
 
     A rank-one term (D_j / N) a_j a_j^T added to the rest gives an eigenvalue below the
@@ -112,7 +113,7 @@ def outlier_eigenvalues(rest: CurvatureLaw, D_split) -> np.ndarray:
     return np.sort(np.atleast_1d(inverse_stieltjes(rho, rest)))
 
 
-def split_theory(measure, max_split: int | None = None) -> SplitTheory:
+def split_theory(measure: Measure | CurvatureLaw, max_split: int | None = None) -> SplitTheory:
     """Edge / isolated eigenvalue / overlap^2 of the law without its extreme atoms, plus
     the outliers those atoms carry (docs/theory.md §4.2, eqs. 4.2-4.3).
 

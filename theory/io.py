@@ -9,11 +9,18 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["atomic_savez", "atomic_write_text", "load_npz", "json_ready", "parse_number", "number_arg",
+           "integer_arg", "parse_alpha_grid", "NETCDF_ENGINE", "write_netcdf", "load_netcdf",
+           "package_version", "provenance"]
 
 
 def _atomic_replace(path: Path, write) -> Path:
@@ -86,7 +93,7 @@ def load_npz(path: str | os.PathLike, required: tuple[str, ...] = (), kind: str 
     return out
 
 
-def json_ready(value):
+def json_ready(value: Any) -> Any:
     """``value`` with non-finite floats replaced by None, recursively through dicts (JSON has
     no inf/NaN)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -116,7 +123,7 @@ def number_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def integer_arg(name: str):
+def integer_arg(name: str) -> Callable[[str], int]:
     """argparse ``type=`` for an integer option called ``name``: a one-line usage error otherwise."""
     def parse(text: str) -> int:
         try:
@@ -172,7 +179,7 @@ def parse_alpha_grid(tokens: Sequence[str] | str, max_values: int = 100_000) -> 
 NETCDF_ENGINE = "h5netcdf"
 
 
-def write_netcdf(ds, path: str | os.PathLike) -> Path:
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write an xarray Dataset to ``path`` atomically (the folder must exist)."""
     path = Path(path)
     if not path.parent.resolve().is_dir():
@@ -180,7 +187,7 @@ def write_netcdf(ds, path: str | os.PathLike) -> Path:
     return _atomic_replace(path, lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
 
 
-def load_netcdf(path: str | os.PathLike, kind: str = "netCDF file"):
+def load_netcdf(path: str | os.PathLike, kind: str = "netCDF file") -> xr.Dataset:
     """Read a netCDF file fully into memory; missing or unreadable files raise InputError."""
     import xarray as xr
 

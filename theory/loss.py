@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 import sympy as sp
+from numpy.typing import ArrayLike
 
 from .errors import InputError
 
@@ -127,7 +128,7 @@ def make_loss(name: str, l_expr: sp.Expr | str, *, prox: Callable | None = None,
 
 
 # ---------------------------------------------------------------------------- quartic prox
-def quartic_prox(z, y, chi) -> np.ndarray:
+def quartic_prox(z: ArrayLike, y: ArrayLike, chi: float) -> np.ndarray:
     """Global minimiser u*(z, y) of (u - z)^2/(2 chi) + (u^2 - y^2)^2/2 for z >= 0 (docs/theory.md eq. 3.1).
 
     Stationarity is the cubic 2 chi u^3 + (1 - 2 chi y^2) u - z = 0; for z >= 0 the global
@@ -156,7 +157,7 @@ def quartic_prox(z, y, chi) -> np.ndarray:
     return u
 
 
-def quartic_prox_step(rhs: np.ndarray, y: np.ndarray, b, h_prev: np.ndarray) -> np.ndarray:
+def quartic_prox_step(rhs: np.ndarray, y: np.ndarray, b: float, h_prev: np.ndarray) -> np.ndarray:
     """Backward-Euler measurement step (docs/theory.md eq. 5.14): solve h + b V'(h, y) = rhs.
 
     For the quartic loss this is the cubic ``2 b h^3 + (1 - 2 b y^2) h - rhs = 0``.

@@ -28,13 +28,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 from numpy.polynomial.hermite_e import hermegauss
 
 from .errors import InputError
 from .io import atomic_savez, load_npz
 from .loss import Loss, get_loss
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "CurvatureLaw",
@@ -102,7 +107,8 @@ def _check_weights(weights, size: int) -> np.ndarray:
     return arr
 
 
-def lagrange_multiplier(yhat, y, alpha: float, loss: Loss | str | None = None, weights=None) -> float:
+def lagrange_multiplier(yhat: ArrayLike, y: ArrayLike, alpha: float, loss: Loss | str | None = None,
+                        weights: ArrayLike | None = None) -> float:
     """Lagrange multiplier of the spherical constraint from the law (docs/theory.md eq. 1.3).
 
     ``mu = (1/N) sum_m V'(yhat_m, y_m) yhat_m = alpha E[V'(yhat, y) yhat]``, which holds
@@ -377,8 +383,8 @@ def read_measure_file(path: str | os.PathLike, alpha: float | None = None, mu: f
 
 
 def write_measure_file(path: str | os.PathLike, measure: Measure, *, n: int | None = None,
-                       eigenvalues=None, eigenvalues_complete: bool | None = None,
-                       include_mu: bool = True):
+                       eigenvalues: ArrayLike | None = None, eigenvalues_complete: bool | None = None,
+                       include_mu: bool = True) -> Path:
     """Write ``measure`` (and optional state data) atomically in the measure-file format."""
     arrays = dict(yhat=measure.yhat, y=measure.y, s=measure.s, weights=measure.weights,
                   alpha=np.float64(measure.alpha), loss=np.str_(measure.loss.name))

@@ -13,6 +13,7 @@ nothing of either half.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["binomial_standard_error", "wilson_interval", "fit_logistic", "extrapolate_in_n",
            "kolmogorov_distance"]
@@ -26,7 +27,7 @@ def binomial_standard_error(k: int, m: int) -> float:
     return float(np.sqrt(max(k * (m - k), 1) / m ** 3))
 
 
-def wilson_interval(k, n, z: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(k: ArrayLike, n: ArrayLike, z: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of a binomial proportion k/n (NaN where n = 0).
 
     Unlike p +- z sqrt(p(1-p)/n) it stays inside [0, 1] and does not collapse to a point
@@ -57,7 +58,7 @@ def wilson_interval(k, n, z: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def fit_logistic(alphas, k, m):
+def fit_logistic(alphas: ArrayLike, k: ArrayLike, m: ArrayLike) -> tuple[float, float, float]:
     """MLE of P(alpha) = 1 / (1 + exp(-(alpha - alpha_c) / w)) from k successes out of m.
 
     Returns (alpha_c, w, standard error of alpha_c from the observed information)."""
@@ -83,7 +84,7 @@ def fit_logistic(alphas, k, m):
     return float(best.x[0]), float(np.exp(best.x[1])), float(np.sqrt(max(cov[0, 0], 0.0)))
 
 
-def extrapolate_in_n(ns, means, ses) -> dict:
+def extrapolate_in_n(ns: ArrayLike, means: ArrayLike, ses: ArrayLike) -> dict:
     """Weighted least-squares fit means = a + b / N (docs/theory.md eq. 5.29).
 
     Returns a (the N = infinity value) and b with their standard errors and the fit's
@@ -98,7 +99,7 @@ def extrapolate_in_n(ns, means, ses) -> dict:
                 chi2_per_dof=chi2 / dof if dof > 0 else None)
 
 
-def kolmogorov_distance(a, b, wb=None) -> float:
+def kolmogorov_distance(a: ArrayLike, b: ArrayLike, wb: ArrayLike | None = None) -> float:
     """Kolmogorov distance sup_x |F_a(x) - F_b(x)| between the empirical law of a sample a
     and the law of atoms b with weights wb (summing to 1; None: equal weights, which is
     scipy.stats.ks_2samp's statistic)."""

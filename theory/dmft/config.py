@@ -164,7 +164,7 @@ class DMFTConfig:
         return out
 
 
-def config_default(name: str):
+def config_default(name: str) -> float | int | str | None:
     """The default of the :class:`DMFTConfig` field ``name`` (or of ``DMFTGrid`` for
     ``dt0``, ``dt_max``, ``growth``): the one place the command line reads them from."""
     for cls in (DMFTConfig, DMFTGrid):

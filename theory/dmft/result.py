@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
@@ -11,6 +12,11 @@ from ..loss import get_loss
 from ..measure import Measure
 from .config import DMFTConfig
 from .grid import DMFTGrid
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from ..spectrum import SpectrumSummary
 
 __all__ = ["DMFTResult", "energy_rise", "alpha_bbp"]
 
@@ -195,7 +201,7 @@ class DMFTResult:
             return law
         return law.resampled(self.n_samples if atoms is None else atoms, seed)
 
-    def to_dataset(self):
+    def to_dataset(self) -> xr.Dataset:
         """The time series of the solution (energy, mu, their standard errors, q,
         mu_multiplier against t) as a labelled xarray Dataset whose attributes are its
         provenance (:func:`theory.io.provenance`: package version, the config with seed and
@@ -212,14 +218,14 @@ class DMFTResult:
                            wall_seconds=self.wall_seconds, memory_bytes=self.memory_bytes)
         return xr.Dataset(series, coords={"t": self.t}, attrs=attrs)
 
-    def spectrum(self, times, atoms: int | None = None) -> list:
+    def spectrum(self, times: Iterable[float], atoms: int | None = None) -> list[SpectrumSummary]:
         """spectrum_summary (docs/theory.md §2) of the law :meth:`measure` (t, atoms) at each time."""
         from ..spectrum import spectrum_summary
 
         return [spectrum_summary(self.measure(t, atoms)) for t in times]
 
 
-def alpha_bbp(results, t: float, atoms: int | None = None) -> float | None:
+def alpha_bbp(results: Sequence[DMFTResult], t: float, atoms: int | None = None) -> float | None:
     """alpha_BBP(t) at N = infinity from DMFT solutions at several alpha (eq. 5.26).
 
     The BBP residual (docs/theory.md eq. 2.9) of the law ``r.measure(t, atoms)`` is computed

@@ -95,7 +95,7 @@ class StepRow:
 
 # ---------------------------------------------------------------------------- weight side
 def weight_row(state: DMFTState, k: int, a_mem: np.ndarray, K_kk: float, M_C_row: np.ndarray, b: float,
-               X_col: np.ndarray):
+               X_col: np.ndarray) -> tuple[float, float, float, np.ndarray, np.ndarray]:
     """Row k of the weight-side recursions (eqs. 5.15', 5.18).
 
     Parameters
@@ -152,7 +152,8 @@ def weight_row(state: DMFTState, k: int, a_mem: np.ndarray, K_kk: float, M_C_row
 
 
 # ---------------------------------------------------------------------------- measurement side
-def measurement_row(state: DMFTState, k: int, loss: Loss, R_row: np.ndarray, q_k: float, xi_k: np.ndarray):
+def measurement_row(state: DMFTState, k: int, loss: Loss, R_row: np.ndarray, q_k: float, xi_k: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The effective measurement process at step k (eqs. 5.14, 5.17) given rows k of R and q.
 
     Returns g_k = R (e_0 sqrt(1 - q0^2) z0 + dt xi) (5.17), h_k the stable root of
