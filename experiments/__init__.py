@@ -13,12 +13,15 @@ functions that draw or write):
   ``bbp_report`` (alpha_BBP(t) and the escape-mechanism predictions);
 * :mod:`~experiments.dmft` - ``compare`` (DMFT against simulation for a ``DMFTComparison``);
 * :mod:`~experiments.threshold` - ``simulate_point`` (trapped states at (N, alpha)); its
-  own comparison is ``experiments.threshold.compare``.
+  own comparison is ``experiments.threshold.compare``;
+* :mod:`~experiments.finite_n` - ``study_config`` (the finite-N study's sweep of one N),
+  ``success_rows`` and ``alpha_c_fit`` (success probability and alpha_c(N) from sweep files).
 """
 from .bbp import bbp_report, run_point
 from .dmft import DMFTComparison, compare
+from .finite_n import alpha_c_fit, study_config, success_rows
 from .threshold import simulate_point
 from .tracking import Track, TrackPoint, track
 
 __all__ = ["track", "Track", "TrackPoint", "run_point", "bbp_report", "DMFTComparison", "compare",
-           "simulate_point"]
+           "simulate_point", "study_config", "success_rows", "alpha_c_fit"]

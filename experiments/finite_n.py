@@ -33,6 +33,12 @@ from theory.errors import InputError
 from theory.io import atomic_write_text
 from theory.statistics import binomial_standard_error, fit_logistic
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    import matplotlib.figure
+    import xarray as xr
+
 __all__ = ["GRID", "T_MAX", "SUCCESS_OVERLAP", "RTOL", "ATOL", "DTYPE", "TIME_GRID", "AMBIGUOUS_Q",
            "HORIZON_T_MAX", "point_seed", "study_config", "sweep_path", "horizon_path", "horizon_config",
            "success_rows", "growth_exponents", "fit_q_star", "alpha_c_fit", "mechanism_alpha_c",
@@ -81,7 +87,7 @@ def horizon_path(folder: str | os.PathLike, n: int, alpha: float) -> Path:
     return Path(folder) / f"horizon_n{int(n)}_a{alpha:g}.nc"
 
 
-def horizon_config(ds, alpha: float, runs: int, t_max: float = HORIZON_T_MAX) -> SweepConfig:
+def horizon_config(ds: xr.Dataset, alpha: float, runs: int, t_max: float = HORIZON_T_MAX) -> SweepConfig:
     """Rerun the first ``runs`` timeouts of point ``alpha`` of a study sweep ``ds`` (same
     seeds, same flow) to ``t_max``: do the runs undecided at t = T_MAX succeed later?"""
     point = ds.sel(alpha=alpha)
@@ -263,7 +269,7 @@ def report(paths: Sequence[str | os.PathLike], bbp_report: str | os.PathLike, fi
 
 
 # ---------------------------------------------------------------------------- figures
-def success_curves_figure(res: dict, lam: dict):
+def success_curves_figure(res: dict, lam: dict) -> matplotlib.figure.Figure:
     """P(success) against alpha per N with the mechanism's eq. 4.7 (fitted q*)."""
     from matplotlib.figure import Figure
 
@@ -287,7 +293,7 @@ def success_curves_figure(res: dict, lam: dict):
     return fig
 
 
-def alpha_c_figure(res: dict):
+def alpha_c_figure(res: dict) -> matplotlib.figure.Figure:
     """alpha_c(N) against log N: measured, the timeout bracket, the mechanism, the fits."""
     from matplotlib.figure import Figure
 

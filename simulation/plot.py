@@ -25,6 +25,14 @@ from theory.statistics import wilson_interval
 
 from .sweep import decided_mask, read_sweep
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only
+    import argparse
+
+    import matplotlib.figure
+    import xarray as xr
+
 __all__ = ["SuccessTable", "success_table", "read_alpha_c", "success_figure",
            "save_figure", "add_plot_parser", "cmd_plot"]
 
@@ -65,7 +73,7 @@ class SuccessTable:
         return bool(np.all(self.finished == self.starts))
 
 
-def success_table(ds) -> SuccessTable:
+def success_table(ds: xr.Dataset) -> SuccessTable:
     """Count successes per (alpha, N) among the finished starts of a sweep dataset
     (errors, like pending starts, are not counted: they say nothing about success)."""
     done = decided_mask(ds)
@@ -98,7 +106,7 @@ def read_alpha_c(path: str | os.PathLike) -> float:
     return alpha_c
 
 
-def success_figure(table: SuccessTable, alpha_c: float | None = None, title: str = ""):
+def success_figure(table: SuccessTable, alpha_c: float | None = None, title: str = "") -> matplotlib.figure.Figure:
     """Success probability against alpha, one curve per N, Wilson 68% error bars.
 
     Parameters
@@ -149,7 +157,7 @@ def success_figure(table: SuccessTable, alpha_c: float | None = None, title: str
     return fig
 
 
-def save_figure(fig, path: str | os.PathLike) -> Path:
+def save_figure(fig: matplotlib.figure.Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` (format from the suffix: png, pdf, svg); InputError if it cannot."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
@@ -162,7 +170,7 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def add_plot_parser(sub) -> None:
+def add_plot_parser(sub: argparse._SubParsersAction) -> None:
     """``python -m simulation plot``: register the subparser."""
     p = sub.add_parser("plot", help="figure of success probability against alpha for each N of a sweep",
                        description="Success probability against alpha, one curve per N, from a sweep file "
@@ -176,7 +184,7 @@ def add_plot_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON only")
 
 
-def cmd_plot(args) -> int:
+def cmd_plot(args: argparse.Namespace) -> int:
     """Run ``python -m simulation plot``."""
     ds = read_sweep(args.sweep)
     table = success_table(ds)

@@ -59,6 +59,14 @@ from theory.loss import get_loss
 from .data import check_size, make_problem, random_starts, resolve_dtype
 from .flow import Integrator, StopRules, run_dynamics
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: importing the sweep loads neither
+    import argparse
+    from collections.abc import Iterator as _Iterator
+
+    import xarray as xr
+
 __all__ = ["SweepConfig", "Chunk", "StartResult", "parse_alpha_grid", "cell_seed", "plan_chunks",
            "run_start", "run_chunk", "empty_dataset", "read_sweep", "open_sweep", "write_dataset", "run_sweep",
            "done_mask", "decided_mask", "store_chunk", "success_fraction", "sweep_lock",
@@ -448,7 +456,7 @@ def _dask_results(config, chunks, scheduler) -> Iterator:
 
 
 # ---------------------------------------------------------------------------- storage
-def empty_dataset(config: SweepConfig, **provenance):
+def empty_dataset(config: SweepConfig, **provenance) -> xr.Dataset:
     """A dataset of ``config.shape`` with every start pending (NaN results).
 
     Its attrs are the format, :func:`theory.io.provenance` (package version, creation
@@ -499,7 +507,7 @@ def _stale_temporaries(path: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def sweep_lock(path: str | os.PathLike):
+def sweep_lock(path: str | os.PathLike) -> _Iterator[Path]:
     """Hold an exclusive lock for writing the sweep at ``path`` (``.<name>.lock`` next to
     it; flock, so the kernel releases it when the process dies, even by SIGKILL).
 
@@ -535,7 +543,7 @@ SWEEP_VARIABLES = ("success", "status", "cell_seed") + RESULT_FIELDS
 FORMAT_2_VARIABLES = ("message", "wall_seconds")
 
 
-def read_sweep(path: str | os.PathLike):
+def read_sweep(path: str | os.PathLike) -> xr.Dataset:
     """A sweep file written by :func:`run_sweep` (any of :data:`FORMATS`), checked for
     format, variables, dims and status values (so a damaged or foreign file is refused,
     not silently extended). A format-1 file gets an empty ``message`` variable.
@@ -594,7 +602,7 @@ def stored_identity(ds) -> dict:
     return attrs
 
 
-def open_sweep(path: str | os.PathLike, config: SweepConfig):
+def open_sweep(path: str | os.PathLike, config: SweepConfig) -> xr.Dataset:
     """The existing sweep at ``path`` if it has exactly ``config``'s parameters (and seeds),
     else an InputError naming the first difference (the resume rule). A format-1 file that
     passes is upgraded in memory (format and attrs of this version), so the next write
@@ -627,19 +635,19 @@ def _grid_text(values) -> str:
     return f"[{v[0]:g} .. {v[-1]:g}, {len(v)} values]" if len(v) > 4 else str([float(f"{x:g}") for x in v])
 
 
-def done_mask(ds) -> np.ndarray:
+def done_mask(ds: xr.Dataset) -> np.ndarray:
     """True where a start has a stored result (errors included: they are not rerun)."""
     return np.asarray(ds["status"].values != PENDING)
 
 
-def decided_mask(ds) -> np.ndarray:
+def decided_mask(ds: xr.Dataset) -> np.ndarray:
     """True where a start ended by a stop rule (success, trapped, timeout): the starts a
     success probability counts (not pending, not an error)."""
     status = np.asarray(ds["status"].values)
     return (status != PENDING) & (status != ERROR)
 
 
-def store_chunk(ds, chunk: Chunk, results: Iterable[StartResult]) -> None:
+def store_chunk(ds: xr.Dataset, chunk: Chunk, results: Iterable[StartResult]) -> None:
     """Put a chunk's results into ``ds`` (in place; ``ds`` is held in memory).
 
     Raises
@@ -682,7 +690,7 @@ class SweepReport:
         return self.previously_done + self.completed
 
 
-def success_fraction(ds) -> np.ndarray:
+def success_fraction(ds: xr.Dataset) -> np.ndarray:
     """Fraction of successful starts per (alpha, N) among the decided ones (NaN if none)."""
     done = decided_mask(ds)
     count = done.sum(axis=2)
@@ -763,7 +771,7 @@ def _execute(config, chunks, ds, out, scheduler, workers, progress, previously) 
 
 
 # ---------------------------------------------------------------------------- command line
-def add_sweep_parser(sub) -> None:
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     """``python -m simulation sweep``: register the subparser."""
     p = sub.add_parser(
         "sweep", help="success probability over (alpha, N): many starts, fresh data each, to a netCDF file",
@@ -796,7 +804,7 @@ def _default_text(value, f64, f32) -> str:
     return f"{value:g}" if value is not None else f"{f64:g}; {f32:g} in float32"
 
 
-def add_flow_options(p) -> None:
+def add_flow_options(p: argparse.ArgumentParser) -> None:
     """Every stop rule and tolerance of the flow, named as in ``python -m simulation run``,
     with the flow's own defaults (StopRules, Integrator)."""
     stop, integ = StopRules(), Integrator()
@@ -826,7 +834,7 @@ def add_flow_options(p) -> None:
                    help="recording grid the flow's steps land on: log (as `run`, default) or none (only t = 0)")
 
 
-def config_from_args(args) -> SweepConfig:
+def config_from_args(args: argparse.Namespace) -> SweepConfig:
     """The :class:`SweepConfig` of parsed ``sweep`` arguments (``--seeds`` reshaped to
     (alpha, N, start) of the sorted grids)."""
     alpha = parse_alpha_grid(args.alpha)
@@ -880,7 +888,7 @@ def _terminate_as_interrupt():
         _TERMINATE.clear()
 
 
-def cmd_sweep(args) -> int:
+def cmd_sweep(args: argparse.Namespace) -> int:
     """Run ``python -m simulation sweep``; prints a success-fraction table or JSON."""
     import json
 

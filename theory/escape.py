@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import erfc
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from .errors import InputError
 
@@ -34,7 +34,7 @@ __all__ = ["Q_INFORMED", "MEDIAN_ABS_NORMAL", "growth_exponent", "integrated_gro
 Q_INFORMED = 0.3
 #: Median of |z| for z ~ N(0, 1), Phi^{-1}(3/4) = 0.6745: the median start has |q(0)| sqrt(N)
 #: equal to it (eq. 4.8).
-MEDIAN_ABS_NORMAL = float(norm.ppf(0.75))
+MEDIAN_ABS_NORMAL = float(ndtri(0.75))
 
 
 def check_times(times: ArrayLike) -> np.ndarray:
