@@ -14,7 +14,7 @@ from typing import Sequence
 
 from simulation.data import make_problem, random_starts, resolve_dtype
 from simulation.flow import Integrator
-from theory.errors import InputError, OneLineArgumentParser, run_cli
+from theory.errors import InputError, OneLineArgumentParser, Subcommand, dispatch, run_cli, subcommand_parser
 from theory.escape import check_times
 from theory.io import integer_arg, number_arg, provenance
 
@@ -107,24 +107,18 @@ def _run_track(args) -> int:
 # ---------------------------------------------------------------------------- wiring
 #: Subcommands as (name, add_parser(subparsers), command(args) -> exit status). A new
 #: experiment adds one entry here.
-SUBCOMMANDS = [
+SUBCOMMANDS: list[Subcommand] = [
     ("track", _add_track, _run_track),
 ]
 
 
 def build_parser() -> OneLineArgumentParser:
-    parser = OneLineArgumentParser(prog="python -m experiments",
-                                   description="Theory-versus-simulation experiments for phase retrieval.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
-    for _, add, _ in SUBCOMMANDS:
-        add(sub)
-    return parser
+    return subcommand_parser("python -m experiments", "Theory-versus-simulation experiments for phase retrieval.", SUBCOMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    return {name: command for name, _, command in SUBCOMMANDS}[args.command](args)
+    return dispatch(build_parser(), SUBCOMMANDS, argv)
 
 
 def entry(argv: Sequence[str] | None = None) -> int:

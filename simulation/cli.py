@@ -7,12 +7,13 @@ Bad input gives one line on stderr and exit status 2 (theory.errors.run_cli).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 import json
 import time
 
 import numpy as np
 
-from theory.errors import InputError, OneLineArgumentParser, run_cli
+from theory.errors import InputError, OneLineArgumentParser, Subcommand, dispatch, run_cli, subcommand_parser
 from theory.io import integer_arg, load_npz, number_arg
 
 from .data import Problem, make_problem, problem_from_arrays, random_starts, resolve_dtype, warm_start
@@ -191,7 +192,7 @@ def cmd_hessian(args: argparse.Namespace) -> int:
 
 #: Subcommands as (name, add_parser(subparsers), command(args) -> exit status). A new
 #: subcommand lives in its own module and adds one entry here.
-SUBCOMMANDS = [
+SUBCOMMANDS: list[Subcommand] = [
     ("run", _add_run, cmd_run),
     ("hessian", _add_hessian, cmd_hessian),
     ("sweep", add_sweep_parser, cmd_sweep),
@@ -200,18 +201,14 @@ SUBCOMMANDS = [
 
 
 def build_parser() -> OneLineArgumentParser:
-    parser = OneLineArgumentParser(prog="python -m simulation",
-                                   description="Finite-N gradient flow for phase retrieval.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
-    for _, add, _ in SUBCOMMANDS:
-        add(sub)
-    return parser
+    return subcommand_parser("python -m simulation", "Finite-N gradient flow for phase retrieval.", SUBCOMMANDS)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return {name: command for name, _, command in SUBCOMMANDS}[args.command](args)
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns the exit status."""
+    return dispatch(build_parser(), SUBCOMMANDS, argv)
 
 
-def entry(argv: list[str] | None = None) -> int:
+def entry(argv: Sequence[str] | None = None) -> int:
+    """``main`` behind :func:`theory.errors.run_cli` (one-line errors, exit statuses)."""
     return run_cli(main, argv)

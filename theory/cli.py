@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError, OneLineArgumentParser
+from .errors import InputError, OneLineArgumentParser, Subcommand, dispatch, subcommand_parser
 from .io import integer_arg, json_ready, number_arg
 from .measure import read_measure_file
 
@@ -51,7 +51,6 @@ def _add_spectrum(subparsers) -> None:
     p.add_argument("--loss", metavar="NAME", help="override the loss (registry name, default quartic)")
     p.add_argument("--density", metavar="FILE.png", help="write the predicted density (and eigenvalues) as PNG")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=_run_spectrum)
 
 
 def _density_grid(summary, measure, eigenvalues, n_points: int = 600):
@@ -152,7 +151,6 @@ def _add_threshold(subparsers) -> None:
     p.add_argument("--density", metavar="FILE.png", help="write the predicted Hessian density as PNG")
     p.add_argument("--export-measure", metavar="PATH", help="write the predicted law as a measure file (.npz)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=_run_threshold)
 
 
 def _run_threshold(args) -> int:
@@ -191,7 +189,6 @@ def _add_alpha_c(subparsers) -> None:
     p.add_argument("--bracket", type=number_arg, nargs=2, default=(6.0, 24.0), metavar=("LO", "HI"),
                    help="alpha bracket of the root search (default 6 24)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=_run_alpha_c)
 
 
 def _run_alpha_c(args) -> int:
@@ -223,7 +220,6 @@ def _add_curve(subparsers) -> None:
     _add_loss(p)
     p.add_argument("--out", required=True, metavar="FILE.nc", help="output netCDF file")
     p.add_argument("--json", action="store_true", help="print a JSON summary; no progress bar")
-    p.set_defaults(handler=_run_curve)
 
 
 def _run_curve(args) -> int:
@@ -263,7 +259,6 @@ def _add_plot(subparsers) -> None:
     p.add_argument("--sweep", metavar="FILE.nc", help="sweep file: overlay mean energies of trapped starts")
     p.add_argument("--out", required=True, metavar="FILE.png", help="output figure")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(handler=_run_plot)
 
 
 def _run_plot(args) -> int:
@@ -320,7 +315,6 @@ def _add_dmft(subparsers) -> None:
                         "resampled from the law (docs/theory.md 5.11; default: M = samples)")
     p.add_argument("--points", type=integer_arg("points"), default=8, metavar="K", help="times reported (log-spaced, default 8)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (no progress on stderr)")
-    p.set_defaults(handler=_run_dmft)
 
 
 def _dmft_config(args):
@@ -395,7 +389,6 @@ def _add_spectral_init(subparsers) -> None:
                    help="number of measurements: finite-M cutoff law (eq. 4.1; needed for T unbounded above, "
                         "e.g. plain); alpha_w is then searched at fixed N = M/alpha")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=_run_spectral_init)
 
 
 def _run_spectral_init(args) -> int:
@@ -423,20 +416,22 @@ def _run_spectral_init(args) -> int:
 
 
 # ---------------------------------------------------------------------------- wiring
-SUBCOMMANDS: list[Callable] = [_add_spectrum, _add_threshold, _add_alpha_c, _add_curve, _add_plot, _add_dmft]
+SUBCOMMANDS: list[Subcommand] = [
+    ("spectrum", _add_spectrum, _run_spectrum),
+    ("threshold", _add_threshold, _run_threshold),
+    ("alpha-c", _add_alpha_c, _run_alpha_c),
+    ("curve", _add_curve, _run_curve),
+    ("plot", _add_plot, _run_plot),
+    ("dmft", _add_dmft, _run_dmft),
+    ("spectral-init", _add_spectral_init, _run_spectral_init),
+]
 
 
 def build_parser() -> OneLineArgumentParser:
-    parser = OneLineArgumentParser(prog="python -m theory",
-                                   description="Theory of gradient flow in phase retrieval (docs/theory.md).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for add in SUBCOMMANDS:
-        add(sub)
-    _add_spectral_init(sub)
-    return parser
+    return subcommand_parser("python -m theory", "Theory of gradient flow in phase retrieval (docs/theory.md).",
+                             SUBCOMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return dispatch(build_parser(), SUBCOMMANDS, argv)

@@ -8,7 +8,8 @@ import re
 import sys
 from typing import Any, Callable, Sequence, TypeVar
 
-__all__ = ["InputError", "ConvergenceError", "raise_if_failed", "OneLineArgumentParser", "run_cli"]
+__all__ = ["InputError", "ConvergenceError", "raise_if_failed", "OneLineArgumentParser", "Subcommand",
+           "subcommand_parser", "dispatch", "run_cli"]
 
 
 _Result = TypeVar("_Result")
@@ -58,6 +59,27 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+#: A command-line subcommand: (name, add(subparsers) adding the subparser ``name``,
+#: command(args) -> exit status). Each package's cli.py lists its own.
+Subcommand = tuple[str, Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]
+
+
+def subcommand_parser(prog: str, description: str, subcommands: Sequence[Subcommand]) -> OneLineArgumentParser:
+    """The parser of ``python -m <package>``: one subparser per entry of ``subcommands``."""
+    parser = OneLineArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    for _, add, _ in subcommands:
+        add(sub)
+    return parser
+
+
+def dispatch(parser: argparse.ArgumentParser, subcommands: Sequence[Subcommand],
+             argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; returns its exit status."""
+    args = parser.parse_args(argv)
+    return {name: command for name, _, command in subcommands}[args.command](args)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
