@@ -18,7 +18,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["atomic_savez", "atomic_write_text", "load_npz", "json_ready", "parse_number", "number_arg",
+__all__ = ["output_path", "atomic_savez", "atomic_write_text", "load_npz", "json_ready", "parse_number", "number_arg",
            "integer_arg", "parse_alpha_grid", "NETCDF_ENGINE", "write_netcdf", "load_netcdf",
            "package_version", "provenance"]
 
@@ -48,6 +48,35 @@ def _atomic_replace(path: Path, write) -> Path:
         finally:
             os.close(dirfd)
     return path
+
+
+def output_path(path: str | os.PathLike, what: str = "output", suffix: str | None = None) -> Path:
+    """Check, before any computing, that a command can write its result to ``path``.
+
+    Returns the path that will actually be written: with ``suffix`` (e.g. ".npz") appended
+    when ``path`` lacks it, as numpy does. Raises InputError (one line, naming ``what``) when
+    the folder does not exist (it is not created silently), is not a folder, is not
+    writable, or when ``path`` is itself a folder.
+    """
+    out = Path(path)
+    if suffix is not None and out.suffix != suffix:
+        out = out.with_name(out.name + suffix)
+    if out.is_dir():
+        raise InputError(f"{what} {str(path)!r} is a folder, not a file name")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.exists():
+        raise InputError(f"{what}: folder {str(folder)!r} does not exist (create it first)")
+    if not folder.is_dir():
+        raise InputError(f"{what}: {str(folder)!r} is not a folder")
+    try:  # the real test: a temporary file where the atomic writer will put its own
+        fd, probe = tempfile.mkstemp(prefix=out.name + ".", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{what}: cannot write in {str(folder)!r} ({exc.strerror or exc})") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise InputError(f"{what}: cannot write {str(out)!r} (permission denied)")
+    return out
 
 
 def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
