@@ -39,6 +39,7 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
 autosummary_generate = True
+autosummary_ignore_module_all = False   # document what __all__ exports, nothing else
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"          # numpydoc renders the documented types

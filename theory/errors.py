@@ -8,7 +8,7 @@ import re
 import sys
 from typing import Any, Callable, Sequence, TypeVar
 
-__all__ = ["InputError", "ConvergenceError", "raise_if_failed", "OneLineArgumentParser", "Subcommand",
+__all__ = ["InputError", "ConvergenceError", "raise_if_failed", "OneLineArgumentParser",
            "subcommand_parser", "dispatch", "run_cli"]
 
 
