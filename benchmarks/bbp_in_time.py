@@ -1,5 +1,5 @@
 """alpha_BBP(t) and the growth exponent of the overlap from laws along trajectories
-(issue 5 items 3-4, docs/theory.md §4.3-4.4, docs/validation.md; the science is in
+(docs/theory.md §4.3-4.4, docs/validation.md; the science is in
 experiments/bbp.py).
 
 For each N and alpha, ``--starts`` trajectories (fresh data and start each, float32

@@ -1,7 +1,8 @@
 """Speed of the batched adaptive gradient flow against the usual hand-written loop.
 
-Target (issue 2): N = 2000, alpha = 6, 32 replicas run to their stop rule, at least 10x
-faster than a plain one-state-at-a-time fixed-step float64 loop at equal final accuracy.
+Target (docs/numerics.md, "Speed against the usual loop"): N = 2000, alpha = 6, 32 replicas
+run to their stop rule, at least 10x faster than a plain one-state-at-a-time fixed-step
+float64 loop at equal final accuracy.
 
 1. Accuracy: on `--acc-replicas` starts, the overlap q(t) at t in ACC_TIMES from
    (a) explicit Euler + renormalisation with step dt (the baseline) and (b) batched RKC

@@ -1,7 +1,7 @@
 """One-off conversion of the finite-N study's first runner's files into sweep files.
 
 The study's runs were first stored by a runner of their own (benchmarks/finite_n_success.py
-before issue 16: ``run_point``, one ``n{N}_a{alpha}.npz`` per point, and ``horizon_check``,
+before the split into theory/simulation/experiments: ``run_point``, one ``n{N}_a{alpha}.npz`` per point, and ``horizon_check``,
 ``horizon_n{N}_a{alpha}.npz``). This script writes the same runs as sweep files
 (``simulation.sweep`` format) with the configuration the study now runs
 (:func:`experiments.finite_n.study_config`, explicit seeds point_seed(N, alpha) + j), so

@@ -1,4 +1,4 @@
-"""Finite-N success curves of gradient flow (issue 5, docs/theory.md §4, docs/validation.md).
+"""Finite-N success curves of gradient flow (docs/theory.md §4, docs/validation.md).
 
 The runs are sweeps (``simulation.sweep``), one file per N in ``--out``
 (``sweep_n{N}.nc``, resumable, written after every chunk), with the study's protocol

@@ -1,5 +1,5 @@
 """alpha_BBP(t) and the growth exponent of the overlap from laws along simulated
-trajectories (issue 5 items 3-4, docs/theory.md §4.3-4.4, docs/validation.md).
+trajectories (docs/theory.md §4.3-4.4, docs/validation.md).
 
 For each N and alpha, trajectories (fresh data and start each, float32 flow, rtol 1e-3)
 are tracked theory-only (no Lanczos, :func:`experiments.tracking.track`) at a log grid of

@@ -1,4 +1,4 @@
-"""Theory versus Lanczos along a gradient-flow trajectory (issue 5, docs/theory.md §4).
+"""Theory versus Lanczos along a gradient-flow trajectory (docs/theory.md §4).
 
 At recorded times t_i the state W(t_i) (:func:`simulation.tracking.states_at_times`, the
 flow at exactly t_i) gives an empirical law of (yhat, y, s)

@@ -1,4 +1,4 @@
-"""The public API (issue 16 item 7): every module declares ``__all__``, every name in it
+"""The public API (docs/api.md): every module declares ``__all__``, every name in it
 exists, every public function and method named there is fully annotated, and the
 package faces export their main functions and results. theory never imports simulation
 or experiments; simulation never imports experiments (one room per concept)."""

@@ -1,6 +1,6 @@
 """The per-measurement loss and its derivatives, derived once with sympy.
 
-Conventions (docs/theory.md section 1, physics.md section 1):
+Conventions (docs/theory.md §1):
 
     L(W) = 1/2 sum_m l(yhat_m, y_m) = sum_m V(yhat_m, y_m),   V = l / 2,
 

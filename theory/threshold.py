@@ -28,7 +28,7 @@ Closures (docs/theory.md §3.4), both on the same law (eqs. 3.4 and 3.5 solved):
 - ``marginal`` (default): mu = mu_linear. With eq. 3.5 this places the bulk edge of the
   Hessian (eqs. 2.3-2.4) exactly at 0 with rho_e = -chi: the threshold states are marginal.
 - ``stationary``: mu = mu_stationary, the multiplier of the predicted law itself. The
-  Hessian then has a gap alpha J / chi > 0 above 0 (the pitfall of physics.md §3).
+  Hessian then has a gap alpha J / chi > 0 above 0 (docs/theory.md §3.4).
 
 The isolated eigenvalue toward the signal, its overlap and the BBP residual depend on mu
 only through a shift of lambda, so alpha_c (eq. 3.9) is the same for both closures.

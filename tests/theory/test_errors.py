@@ -1,4 +1,4 @@
-"""Negative numbers in any form are values, not options (issue 19, item 10)."""
+"""Negative numbers in any form are values, not options."""
 import pytest
 
 from theory.errors import OneLineArgumentParser, run_cli

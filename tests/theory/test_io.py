@@ -1,4 +1,4 @@
-"""theory.io.output_path: a command checks its output path before it computes (issue 19 item 3)."""
+"""theory.io.output_path: a command checks its output path before it computes."""
 import os
 
 import pytest

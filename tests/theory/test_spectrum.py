@@ -35,7 +35,7 @@ N = 2000
 
 
 def spiked_D(s):
-    """The physics.md check law: an isolated eigenvalue exists at alpha = 4."""
+    """The check law of docs/theory.md §2.5: an isolated eigenvalue exists at alpha = 4."""
     return 1.0 - 1.5 * np.tanh(s**2 / 2)
 
 
@@ -112,7 +112,7 @@ def test_isolated_root_solves_eq_2_6_and_overlap_formula():
 
 
 def test_physics_md_check_values():
-    """physics.md quotes lambda_iso = -0.734, overlap^2 = 0.793 (mu = 0)."""
+    """docs/theory.md §2.5 quotes lambda_iso = -0.7351, overlap^2 = 0.7928 (mu = 0)."""
     summary = spectrum_summary(population_law(spiked_D))
     assert summary.isolated_eigenvalue == pytest.approx(-0.734, abs=2e-3)
     assert summary.overlap2 == pytest.approx(0.793, abs=1e-3)

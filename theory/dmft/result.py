@@ -167,7 +167,7 @@ class DMFTResult:
         """Law of (yhat(t), y, s) at the grid time nearest to t, as a :class:`Measure`.
 
         s = (y - q yhat) / sqrt(1 - q^2) is the component along e, the unit vector of W*
-        orthogonal to W (physics.md §1); mu is the observable mu(t) (eq. 5.24).
+        orthogonal to W (docs/theory.md eq. 1.7); mu is the observable mu(t) (eq. 5.24).
 
         Parameters
         ----------
