@@ -111,7 +111,7 @@ def test_isolated_root_solves_eq_2_6_and_overlap_formula():
     assert iso.bbp_residual == pytest.approx(bbp_residual(law)) and iso.bbp_residual > 0
 
 
-def test_physics_md_check_values():
+def test_theory_md_check_values():
     """docs/theory.md §2.5 quotes lambda_iso = -0.7351, overlap^2 = 0.7928 (mu = 0)."""
     summary = spectrum_summary(population_law(spiked_D))
     assert summary.isolated_eigenvalue == pytest.approx(-0.734, abs=2e-3)
