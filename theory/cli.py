@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError, OneLineArgumentParser, Subcommand, dispatch, subcommand_parser
-from .io import integer_arg, json_ready, number_arg
+from .io import integer_arg, json_ready, number_arg, output_path
 from .measure import read_measure_file
 
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
@@ -78,10 +78,7 @@ def _run_spectrum(args) -> int:
     from .spectrum import spectrum_summary
 
     if args.density:
-        from pathlib import Path
-
-        if not Path(args.density).resolve().parent.is_dir():
-            raise InputError(f"cannot write {args.density!r}: its folder does not exist")
+        output_path(args.density, "--density")
     mfile = read_measure_file(args.measure, alpha=args.alpha, mu=args.mu, loss=args.loss)
     measure = mfile.measure
     summary = spectrum_summary(measure)
@@ -145,7 +142,9 @@ def _add_threshold(subparsers) -> None:
         "threshold", help="threshold state at one alpha: energy, complexity, mu, Hessian edge and spike",
         description="Threshold states of the spurious minima (docs/theory.md §3): zero-temperature 1RSB at "
                     "replicon marginality, its law of (yhat, y) fed to the random-matrix core.")
-    p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
+    p.add_argument("--alpha", type=number_arg, required=True, metavar="A",
+                   help="alpha = M/N > 0; the quartic threshold equations converge for 1.02 <= A <= 1e7 "
+                        "(checked), chi and Y diverge as A -> 1 and no threshold state exists below A = 1")
     _add_closure(p)
     _add_loss(p)
     p.add_argument("--density", metavar="FILE.png", help="write the predicted Hessian density as PNG")
@@ -159,9 +158,12 @@ def _run_threshold(args) -> int:
 
     if args.alpha <= 0:
         raise InputError(f"alpha must be > 0, got {args.alpha:g}")
+    measure_out = None if not args.export_measure else output_path(args.export_measure, "--export-measure", ".npz")
+    if args.density:
+        output_path(args.density, "--density")
     state = solve_threshold(args.alpha, closure=args.closure, loss=args.loss)
-    if args.export_measure:
-        write_measure_file(args.export_measure, state.measure)
+    if measure_out is not None:
+        measure_out = write_measure_file(measure_out, state.measure)
     if args.density:
         from .plots import plot_spectral_density
 
@@ -177,6 +179,8 @@ def _run_threshold(args) -> int:
                                "isolated_eigenvalue", "overlap2", "Y", "chi", "bbp_residual", *_STATUS_KEYS])
         print(f"{'residuals':<20} " + ", ".join(f"{k} {_format_residual(v)}" for k, v in record["residuals"].items()
                                                 if v is not None))
+        if measure_out is not None:
+            print(f"{'measure file':<20} {measure_out}")
     return 0
 
 
@@ -227,6 +231,7 @@ def _run_curve(args) -> int:
     from .io import parse_alpha_grid, write_netcdf
 
     alphas = parse_alpha_grid(args.alpha)
+    output_path(args.out, "--out")
     ds = threshold_curve(alphas, closure=args.closure, loss=args.loss, progress=not args.json)
     path = write_netcdf(ds, args.out)
     ok = np.asarray(ds["converged"].values, bool)
@@ -261,22 +266,47 @@ def _add_plot(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+#: format tags of the files written by ``python -m simulation sweep`` start with this
+#: (simulation.sweep.FORMATS; the theory package does not import simulation)
+SWEEP_FORMAT_PREFIX = "phaseflow-sweep-"
+#: what the overlay of trapped energies reads from a sweep file
+_SWEEP_VARIABLES = ("status", "final_energy")
+_SWEEP_DIMS = ("alpha", "n", "start")
+
+
+def _read_sweep(path: str):
+    """The sweep file of ``plot --sweep``, checked for its kind (attribute ``format``) and for
+    the variables the overlay reads; a curve or any other file is a one-line InputError."""
+    from .curve import CURVE_FORMAT
+    from .io import load_netcdf
+
+    ds = load_netcdf(path, kind="sweep file")
+    fmt = ds.attrs.get("format")
+    if not str(fmt).startswith(SWEEP_FORMAT_PREFIX):
+        hint = " (a theory curve: pass it as --curve)" if fmt == CURVE_FORMAT else ""
+        raise InputError(f"--sweep {path!r} is not a sweep file of `python -m simulation sweep` "
+                         f"(format {fmt!r}){hint}")
+    missing = [v for v in _SWEEP_VARIABLES if v not in ds.variables] + [d for d in _SWEEP_DIMS if d not in ds.dims]
+    if missing:
+        raise InputError(f"--sweep {path!r} lacks {', '.join(missing)}")
+    return ds
+
+
 def _run_plot(args) -> int:
     from .curve import read_curve
     from .plots import plot_threshold_curve
 
+    out = output_path(args.out, "--out")
     curve = read_curve(args.curve, keep_failed=True)
     trapped = None
     if args.sweep:
-        from .io import load_netcdf
-
-        trapped = load_netcdf(args.sweep, kind="sweep file")
-    plot_threshold_curve(args.out, curve, trapped)
+        trapped = _read_sweep(args.sweep)
+    plot_threshold_curve(out, curve, trapped)
     failed = [float(a) for a in curve["alpha"].values[~np.asarray(curve["converged"].values, bool)]]
     if args.json:
-        print(json.dumps({"out": args.out, "n_alpha": int(curve.sizes["alpha"]), "failed_alpha": failed}))
+        print(json.dumps({"out": str(out), "n_alpha": int(curve.sizes["alpha"]), "failed_alpha": failed}))
     else:
-        print(f"figure written to {args.out}")
+        print(f"figure written to {out}")
         if failed:
             print(f"{len(failed)} failed alpha(s) left as gaps, marked x: {', '.join(f'{a:g}' for a in failed)}")
     return 0
