@@ -70,8 +70,17 @@ def _density_grid(summary, measure, eigenvalues, n_points: int = 600):
         top = max(top, float(eigenvalues[-1]))
     span = top - start
     x = np.linspace(start - 0.05 * span, top + 0.05 * span, n_points)
-    x = np.unique(np.concatenate([x, [summary.bulk_edge]]))
+    x = np.unique(np.concatenate([x, [summary.bulk_edge], _zoom_points(summary, x)]))
     return x, bulk_density(x, measure, strict=False)
+
+
+def _zoom_points(summary, x: np.ndarray, n_points: int = 200) -> np.ndarray:
+    """Extra grid points for the zoom panel of :func:`theory.plots.plot_spectral_density`
+    (edge and isolated eigenvalue too close to tell apart), else none."""
+    from .plots import zoom_window
+
+    window = zoom_window(summary.bulk_edge, summary.isolated_eigenvalue, float(x[-1] - x[0]))
+    return np.empty(0) if window is None else np.linspace(*window, n_points)
 
 
 def _run_spectrum(args) -> int:
