@@ -34,13 +34,25 @@ from theory.finite_m import split_theory, t0_prediction
 from theory.loss import Loss, get_loss
 from theory.spectrum import SpectrumSummary, spectrum_summary
 
-__all__ = ["TrackPoint", "Track", "DEFAULT_TIMES", "SPIKE_OVERLAP2", "theory_at_state", "spike_of", "track",
+__all__ = ["TrackPoint", "Track", "DEFAULT_TIMES", "SPIKE_OVERLAP2", "THEORY_SPIKE_MIN_1MQ2", "theory_at_state", "spike_of", "track",
            "plot_track", "t0_lowest_eigenvalue", "plot_t0_lowest_eigenvalue"]
 
 #: Default recording times (flow time): t = 0 and a roughly logarithmic grid.
 DEFAULT_TIMES = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 #: A Lanczos eigenvector counts as the spike when its squared overlap with e exceeds this.
 SPIKE_OVERLAP2 = 0.05
+#: The spike columns of the theory (lambda_iso, overlap^2, BBP residual; full and split
+#: law) are derived for a direction e = (W* - q W) / |W* - q W| that is generic given the
+#: law (docs/theory.md §2); near the signal it is the flow's small residual, set by the
+#: landscape, and the prediction is void. Below this 1 - q^2 they are None, with
+#: ``theory_invalid_reason``. Measured (N = 400, alpha = 8, seed 1, start 2): at
+#: 1 - q^2 = 0.24 theory and Lanczos agree (lambda_iso -13.5 vs -10.2, overlap^2 0.59 vs
+#: 0.64); from 1 - q^2 = 0.018 down to 1e-8 the theory puts an isolated eigenvalue 6.0-6.5,
+#: 0.7-1.9 below the lowest Lanczos eigenvalue (7.2-7.8), with overlap^2 0.54-0.81 where
+#: no Lanczos eigenvector has more than 0.23 (and none at all after convergence, q = -1).
+#: The threshold 0.05 lies between (|q| > 0.975); the bulk edge and the split-off outliers
+#: depend on the law of (yhat, y) only and stay.
+THEORY_SPIKE_MIN_1MQ2 = 0.05
 
 
 @dataclass(frozen=True)
@@ -56,16 +68,20 @@ class TrackPoint:
     edge_set_by_lowest_atom : bool
         True when that edge exists only because of the lowest atom (extreme measurement, §4.2).
     iso_theory : float or None
-        Isolated eigenvalue lambda_iso of the full empirical law (eqs. 2.6-2.7); None below BBP.
-    overlap2_theory : float
-        Squared overlap of its eigenvector with e (eq. 2.8); 0.0 below BBP.
-    bbp_residual : float
-        Eq. 2.9 for the full law (> 0 iff an isolated eigenvalue exists).
+        Isolated eigenvalue lambda_iso of the full empirical law (eqs. 2.6-2.7); None below
+        BBP, and None when the spike columns are invalid (``theory_invalid_reason``).
+    overlap2_theory : float or None
+        Squared overlap of its eigenvector with e (eq. 2.8); 0.0 below BBP; None when invalid.
+    bbp_residual : float or None
+        Eq. 2.9 for the full law (> 0 iff an isolated eigenvalue exists); None when invalid.
     theory_converged : bool
     n_split : int
         Extreme atoms split off the law (:func:`theory.finite_m.split_extreme_atoms`, §4.2).
     edge_theory_split, iso_theory_split, overlap2_theory_split, bbp_residual_split
-        The same for the law without the split atoms (§4.2).
+        The same for the law without the split atoms (§4.2); the last three None when invalid.
+    theory_invalid_reason : str or None
+        Why the spike columns of the theory are None (1 - q^2 below
+        ``THEORY_SPIKE_MIN_1MQ2``: the direction e is the flow's residual), else None.
     outliers_theory : tuple of float
         Eigenvalues carried by the split atoms (eq. 4.2), ascending.
     lanczos_lowest, lanczos_overlap2 : tuple of float
@@ -86,14 +102,15 @@ class TrackPoint:
     edge_theory: float
     edge_set_by_lowest_atom: bool
     iso_theory: float | None
-    overlap2_theory: float
-    bbp_residual: float
+    overlap2_theory: float | None
+    bbp_residual: float | None
     theory_converged: bool
     n_split: int = 0
     edge_theory_split: float | None = None
     iso_theory_split: float | None = None
-    overlap2_theory_split: float = 0.0
+    overlap2_theory_split: float | None = 0.0
     bbp_residual_split: float | None = None
+    theory_invalid_reason: str | None = None
     outliers_theory: tuple = ()
     lanczos_lowest: tuple = ()
     lanczos_overlap2: tuple = ()
@@ -170,6 +187,21 @@ def spike_of(eigenvalues: ArrayLike, overlap2: ArrayLike, threshold: float = SPI
     return float(np.asarray(eigenvalues)[i]), float(ov[i])
 
 
+def _spike_columns(full: SpectrumSummary, split: SpectrumSummary, q: float) -> dict:
+    """The spike columns of a TrackPoint (full and split law), all None with the reason
+    when 1 - q^2 < ``THEORY_SPIKE_MIN_1MQ2`` (the direction e is not generic there)."""
+    one_minus_q2 = 1.0 - q * q
+    if one_minus_q2 < THEORY_SPIKE_MIN_1MQ2:
+        reason = (f"1 - q^2 = {one_minus_q2:.2g} < {THEORY_SPIKE_MIN_1MQ2:g}: the teacher direction e "
+                  "orthogonal to W is the flow's residual there, not generic; the spike prediction "
+                  "(docs/theory.md §2) does not apply")
+        return dict(iso_theory=None, overlap2_theory=None, bbp_residual=None, iso_theory_split=None,
+                    overlap2_theory_split=None, bbp_residual_split=None, theory_invalid_reason=reason)
+    return dict(iso_theory=full.isolated_eigenvalue, overlap2_theory=float(full.overlap2),
+                bbp_residual=float(full.residuals.bbp), iso_theory_split=split.isolated_eigenvalue,
+                overlap2_theory_split=float(split.overlap2), bbp_residual_split=float(split.residuals.bbp))
+
+
 def track(problem: Problem, w0: ArrayLike, times: ArrayLike = DEFAULT_TIMES, *, k: int = 4,
           loss: Loss | str | None = None,
           integrator: Integrator = Integrator(), lanczos: bool = True, lanczos_tol: float = 1e-8,
@@ -216,15 +248,14 @@ def track(problem: Problem, w0: ArrayLike, times: ArrayLike = DEFAULT_TIMES, *, 
                       lanczos_overlap2=tuple(float(x) for x in probe.overlap2),
                       lanczos_residual=float(np.max(probe.residuals)),
                       lanczos_spike=spike, lanczos_spike_overlap2=spike_ov)
+        q = float(p64.w_star @ w / problem.n)
+        spike_theory = _spike_columns(summ, split.summary, q)
         points.append(TrackPoint(
-            t=t, energy=float(pt.energy[0]), q=float(p64.w_star @ w / problem.n), mu=float(pt.mu[0]),
+            t=t, energy=float(pt.energy[0]), q=q, mu=float(pt.mu[0]),
             grad_norm=float(pt.grad_norm[0]), edge_theory=float(summ.bulk_edge),
-            edge_set_by_lowest_atom=bool(summ.set_by_lowest_atom), iso_theory=summ.isolated_eigenvalue,
-            overlap2_theory=float(summ.overlap2), bbp_residual=float(summ.residuals.bbp),
+            edge_set_by_lowest_atom=bool(summ.set_by_lowest_atom),
             theory_converged=bool(summ.converged and split.summary.converged), n_split=split.n_split,
-            edge_theory_split=float(split.summary.bulk_edge), iso_theory_split=split.summary.isolated_eigenvalue,
-            overlap2_theory_split=float(split.summary.overlap2),
-            bbp_residual_split=float(split.summary.residuals.bbp), outliers_theory=split.outliers, **lz))
+            edge_theory_split=float(split.summary.bulk_edge), outliers_theory=split.outliers, **spike_theory, **lz))
         if progress is not None:
             progress(i)
     q = [p.q for p in points]

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InputError, OneLineArgumentParser, Subcommand, dispatch, subcommand_parser
-from .io import integer_arg, json_ready, number_arg
+from .io import integer_arg, json_ready, number_arg, output_path
 from .measure import read_measure_file
 
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
@@ -70,18 +70,24 @@ def _density_grid(summary, measure, eigenvalues, n_points: int = 600):
         top = max(top, float(eigenvalues[-1]))
     span = top - start
     x = np.linspace(start - 0.05 * span, top + 0.05 * span, n_points)
-    x = np.unique(np.concatenate([x, [summary.bulk_edge]]))
+    x = np.unique(np.concatenate([x, [summary.bulk_edge], _zoom_points(summary, x)]))
     return x, bulk_density(x, measure, strict=False)
+
+
+def _zoom_points(summary, x: np.ndarray, n_points: int = 200) -> np.ndarray:
+    """Extra grid points for the zoom panel of :func:`theory.plots.plot_spectral_density`
+    (edge and isolated eigenvalue too close to tell apart), else none."""
+    from .plots import zoom_window
+
+    window = zoom_window(summary.bulk_edge, summary.isolated_eigenvalue, float(x[-1] - x[0]))
+    return np.empty(0) if window is None else np.linspace(*window, n_points)
 
 
 def _run_spectrum(args) -> int:
     from .spectrum import spectrum_summary
 
     if args.density:
-        from pathlib import Path
-
-        if not Path(args.density).resolve().parent.is_dir():
-            raise InputError(f"cannot write {args.density!r}: its folder does not exist")
+        output_path(args.density, "--density")
     mfile = read_measure_file(args.measure, alpha=args.alpha, mu=args.mu, loss=args.loss)
     measure = mfile.measure
     summary = spectrum_summary(measure)
@@ -145,7 +151,9 @@ def _add_threshold(subparsers) -> None:
         "threshold", help="threshold state at one alpha: energy, complexity, mu, Hessian edge and spike",
         description="Threshold states of the spurious minima (docs/theory.md §3): zero-temperature 1RSB at "
                     "replicon marginality, its law of (yhat, y) fed to the random-matrix core.")
-    p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
+    p.add_argument("--alpha", type=number_arg, required=True, metavar="A",
+                   help="alpha = M/N > 0; the quartic threshold equations converge for 1.02 <= A <= 1e7 "
+                        "(checked), chi and Y diverge as A -> 1 and no threshold state exists below A = 1")
     _add_closure(p)
     _add_loss(p)
     p.add_argument("--density", metavar="FILE.png", help="write the predicted Hessian density as PNG")
@@ -159,9 +167,12 @@ def _run_threshold(args) -> int:
 
     if args.alpha <= 0:
         raise InputError(f"alpha must be > 0, got {args.alpha:g}")
+    measure_out = None if not args.export_measure else output_path(args.export_measure, "--export-measure", ".npz")
+    if args.density:
+        output_path(args.density, "--density")
     state = solve_threshold(args.alpha, closure=args.closure, loss=args.loss)
-    if args.export_measure:
-        write_measure_file(args.export_measure, state.measure)
+    if measure_out is not None:
+        measure_out = write_measure_file(measure_out, state.measure)
     if args.density:
         from .plots import plot_spectral_density
 
@@ -177,6 +188,8 @@ def _run_threshold(args) -> int:
                                "isolated_eigenvalue", "overlap2", "Y", "chi", "bbp_residual", *_STATUS_KEYS])
         print(f"{'residuals':<20} " + ", ".join(f"{k} {_format_residual(v)}" for k, v in record["residuals"].items()
                                                 if v is not None))
+        if measure_out is not None:
+            print(f"{'measure file':<20} {measure_out}")
     return 0
 
 
@@ -227,6 +240,7 @@ def _run_curve(args) -> int:
     from .io import parse_alpha_grid, write_netcdf
 
     alphas = parse_alpha_grid(args.alpha)
+    output_path(args.out, "--out")
     ds = threshold_curve(alphas, closure=args.closure, loss=args.loss, progress=not args.json)
     path = write_netcdf(ds, args.out)
     ok = np.asarray(ds["converged"].values, bool)
@@ -261,48 +275,88 @@ def _add_plot(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+#: format tags of the files written by ``python -m simulation sweep`` start with this
+#: (simulation.sweep.FORMATS; the theory package does not import simulation)
+SWEEP_FORMAT_PREFIX = "phaseflow-sweep-"
+#: what the overlay of trapped energies reads from a sweep file
+_SWEEP_VARIABLES = ("status", "final_energy")
+_SWEEP_DIMS = ("alpha", "n", "start")
+
+
+def _read_sweep(path: str):
+    """The sweep file of ``plot --sweep``, checked for its kind (attribute ``format``) and for
+    the variables the overlay reads; a curve or any other file is a one-line InputError."""
+    from .curve import CURVE_FORMAT
+    from .io import load_netcdf
+
+    ds = load_netcdf(path, kind="sweep file")
+    fmt = ds.attrs.get("format")
+    if not str(fmt).startswith(SWEEP_FORMAT_PREFIX):
+        hint = " (a theory curve: pass it as --curve)" if fmt == CURVE_FORMAT else ""
+        raise InputError(f"--sweep {path!r} is not a sweep file of `python -m simulation sweep` "
+                         f"(format {fmt!r}){hint}")
+    missing = [v for v in _SWEEP_VARIABLES if v not in ds.variables] + [d for d in _SWEEP_DIMS if d not in ds.dims]
+    if missing:
+        raise InputError(f"--sweep {path!r} lacks {', '.join(missing)}")
+    return ds
+
+
 def _run_plot(args) -> int:
     from .curve import read_curve
     from .plots import plot_threshold_curve
 
+    out = output_path(args.out, "--out")
     curve = read_curve(args.curve, keep_failed=True)
     trapped = None
     if args.sweep:
-        from .io import load_netcdf
-
-        trapped = load_netcdf(args.sweep, kind="sweep file")
-    plot_threshold_curve(args.out, curve, trapped)
+        trapped = _read_sweep(args.sweep)
+    plot_threshold_curve(out, curve, trapped)
     failed = [float(a) for a in curve["alpha"].values[~np.asarray(curve["converged"].values, bool)]]
     if args.json:
-        print(json.dumps({"out": args.out, "n_alpha": int(curve.sizes["alpha"]), "failed_alpha": failed}))
+        print(json.dumps({"out": str(out), "n_alpha": int(curve.sizes["alpha"]), "failed_alpha": failed}))
     else:
-        print(f"figure written to {args.out}")
+        print(f"figure written to {out}")
         if failed:
             print(f"{len(failed)} failed alpha(s) left as gaps, marked x: {', '.join(f'{a:g}' for a in failed)}")
     return 0
 
 
 # ---------------------------------------------------------------------------- dmft
+#: log-spaced report times start here (or at t_max when it is smaller)
+_DMFT_FIRST_TIME = 0.01
+
+
 def _add_dmft(subparsers) -> None:
     from .dmft import IMPORTANCE_SAMPLING_BELOW_Q0, config_default
+    from .dmft.config import VALIDATED_RUN
 
-    q0, samples, dt_max, seed, stein_rcond = (config_default(k) for k in ("q0", "samples", "dt_max", "seed",
-                                                                            "stein_rcond"))
+    q0, seed, stein_rcond = (config_default(k) for k in ("q0", "seed", "stein_rcond"))
+    samples, dt_max, seeds = (VALIDATED_RUN[k] for k in ("samples", "dt_max", "seeds"))
     p = subparsers.add_parser(
         "dmft", help="N -> infinity dynamics (DMFT) of gradient flow: energy, mu, q, lambda_iso in time",
         description="Dynamical mean-field theory of gradient flow on the sphere (docs/theory.md §5), "
                     "solved by Monte Carlo over the effective measurement process; the law of "
-                    "(yhat(t), y) is fed to the random-matrix core (§2).")
+                    "(yhat(t), y) is fed to the random-matrix core (§2). The default is the estimator "
+                    f"validated against simulation (docs/validation.md, DMFT section): S = {samples}, "
+                    f"dt_max = {dt_max:g}, the mean over {seeds} seeds with the standard error across "
+                    "seeds on every column. Cost: one S = 8000 seed to t = 2 takes 70-120 s and 0.4 GB "
+                    f"on a shared 2-core machine (memory grows as S n_steps^2: 2.5 GB to t = 8), so the "
+                    f"default {seeds} seeds to t = 2 take about 5-8 minutes; a quick look: --seeds 1 "
+                    "--samples 2000 (biased, no error bar).")
     p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
     p.add_argument("--t-max", type=number_arg, required=True, metavar="T", help="final time > 0")
     p.add_argument("--q0", type=number_arg, default=q0, metavar="Q",
                    help=f"teacher overlap at t = 0, in [0, 1) (default {q0:g}: random start)")
     p.add_argument("--samples", type=integer_arg("samples"), default=samples, metavar="S",
-                   help=f"Monte Carlo samples (even, default {samples})")
+                   help=f"Monte Carlo samples per seed, an even integer >= 4 (default {samples}, validated)")
     p.add_argument("--dt-max", type=number_arg, default=dt_max, metavar="DT",
-                   help=f"largest time step (default {dt_max:g})")
-    p.add_argument("--seed", type=integer_arg("seed"), default=seed,
-                   help=f"seed of the common random numbers (default {seed})")
+                   help=f"largest time step (default {dt_max:g}, validated)")
+    p.add_argument("--seed", type=integer_arg("seed"), default=seed, metavar="SEED",
+                   help=f"first seed of the common random numbers, >= 0 (default {seed}); the seeds are "
+                        "SEED, SEED+1, ...")
+    p.add_argument("--seeds", type=integer_arg("seeds"), default=seeds, metavar="K",
+                   help=f"independent seeds averaged, >= 1 (default {seeds}); error bars are the standard "
+                        "error across seeds (none for K = 1)")
     p.add_argument("--y-scale", type=number_arg, default=config_default("y_scale"), metavar="SIGMA",
                    help="importance sampling of the label, y ~ N(0, SIGMA^2) (docs/theory.md eq. 5.27; "
                         f"default: the validated choice, 2 at q0 < {IMPORTANCE_SAMPLING_BELOW_Q0:g} and 1 "
@@ -313,13 +367,16 @@ def _add_dmft(subparsers) -> None:
     p.add_argument("--atoms", type=integer_arg("atoms"), default=None, metavar="M",
                    help="spectral columns for a system of M = alpha N measurements: M equal-weight atoms "
                         "resampled from the law (docs/theory.md 5.11; default: M = samples)")
-    p.add_argument("--points", type=integer_arg("points"), default=8, metavar="K", help="times reported (log-spaced, default 8)")
+    p.add_argument("--points", type=integer_arg("points"), default=8, metavar="K",
+                   help=f"times reported after t = 0: K log-spaced times from {_DMFT_FIRST_TIME:g} to T, the "
+                        "last one T (K = 1: T only), each at its nearest grid time; fewer rows (and a note) "
+                        "when the grid has fewer distinct times (default 8)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (no progress on stderr)")
 
 
-def _dmft_config(args):
-    """The :class:`theory.dmft.DMFTConfig` of the command line (validated there); the first
-    step is the config's dt0 unless --dt-max is smaller."""
+def _dmft_config(args, seed: int):
+    """The :class:`theory.dmft.DMFTConfig` of the command line for one seed (validated
+    there); the first step is the config's dt0 unless --dt-max is smaller."""
     from .dmft import DMFTConfig, DMFTGrid, config_default
 
     if not args.dt_max > 0:
@@ -327,8 +384,63 @@ def _dmft_config(args):
     grid = None
     if args.t_max > 0:
         grid = DMFTGrid(args.t_max, dt0=min(config_default("dt0"), args.dt_max), dt_max=args.dt_max)
-    return DMFTConfig(args.alpha, args.t_max, args.q0, samples=args.samples, grid=grid, seed=args.seed,
+    return DMFTConfig(args.alpha, args.t_max, args.q0, samples=args.samples, grid=grid, seed=seed,
                       y_scale=args.y_scale, stein_rcond=args.stein_rcond or None)
+
+
+def dmft_report_times(t_max: float, points: int) -> np.ndarray:
+    """The ``points`` requested report times: log-spaced from 0.01 (or t_max) to t_max, the
+    last exactly t_max (``points`` = 1: t_max alone)."""
+    if points == 1:
+        return np.array([float(t_max)])
+    times = np.geomspace(min(_DMFT_FIRST_TIME, t_max), t_max, points)
+    times[-1] = t_max
+    return times
+
+
+def dmft_report_indices(grid_t: np.ndarray, requested: np.ndarray) -> tuple[list[int], list[float]]:
+    """Grid indices nearest to t = 0 and each requested time, without repeats (a grid
+    coarser than the request gives fewer rows), with the requested time of each row."""
+    indices, asked = [0], [0.0]
+    for t in requested:
+        k = int(np.argmin(np.abs(grid_t - t)))
+        if k not in indices:
+            indices.append(k)
+            asked.append(float(t))
+    return indices, asked
+
+
+def _mean_and_error(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """Mean over seeds and its standard error (sample standard deviation / sqrt K); None
+    when any seed lacks the value (no isolated eigenvalue), error None for one seed."""
+    if any(v is None for v in values):
+        return None, None
+    v = np.asarray(values, float)
+    if v.size == 1:
+        return float(v[0]), None
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
+
+#: the columns of a DMFT row, averaged over seeds with their standard error ``<name>_se``
+_DMFT_COLUMNS = ("energy", "mu", "mu_multiplier", "q", "bulk_edge", "lambda_iso", "overlap2", "bbp_residual")
+
+
+def _dmft_seed_rows(res, indices: Sequence[int], atoms: int | None) -> list[dict]:
+    """The columns of one seed's solution at grid indices ``indices``."""
+    rows = []
+    for k, summ in zip(indices, res.spectrum([res.t[k] for k in indices], atoms)):
+        rows.append({"energy": float(res.energy[k]), "mu": float(res.mu[k]),
+                     "mu_multiplier": float(res.mu_multiplier[k]), "q": float(res.q[k]),
+                     "bulk_edge": summ.bulk_edge, "lambda_iso": summ.isolated_eigenvalue,
+                     "overlap2": summ.overlap2, "bbp_residual": summ.residuals.bbp})
+    return rows
+
+
+def _format_mean(value: float | None, error: float | None, width: int) -> str:
+    """``mean +- error`` cell (``none`` without a value, ``-`` for no error bar)."""
+    if value is None:
+        return f"{'none':>{width}} {'':>7}"
+    return f"{value:{width}.4f} {'-' if error is None else format(error, '.4f'):>7}"
 
 
 def _run_dmft(args) -> int:
@@ -338,39 +450,63 @@ def _run_dmft(args) -> int:
         raise InputError(f"points must be >= 1, got {args.points}")
     if args.atoms is not None and args.atoms < 2:
         raise InputError(f"atoms must be >= 2, got {args.atoms}")
-    res = solve_dmft(_dmft_config(args), progress=not args.json)
-    times = np.unique(np.concatenate([[0.0], np.geomspace(min(0.01, args.t_max), args.t_max, args.points)]))
+    if args.seed < 0:
+        raise InputError(f"seed must be >= 0, got {args.seed}")
+    if args.seeds < 1:
+        raise InputError(f"seeds must be >= 1, got {args.seeds}")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    configs = [_dmft_config(args, s) for s in seeds]    # every input checked before the first solve
+    requested = dmft_report_times(args.t_max, args.points)
+    results, per_seed, indices, asked = [], [], None, None
+    for config in configs:
+        if not args.json and len(configs) > 1:
+            print(f"seed {config.seed} ({len(results) + 1} of {len(configs)})", file=sys.stderr)
+        res = solve_dmft(config, progress=not args.json)
+        if indices is None:
+            indices, asked = dmft_report_indices(res.t, requested)
+        results.append(res)
+        per_seed.append(_dmft_seed_rows(res, indices, args.atoms))
+    res = results[0]
     rows = []
+    for i, (k, t_asked) in enumerate(zip(indices, asked)):
+        row = {"t": float(res.t[k]), "t_requested": t_asked}
+        for name in _DMFT_COLUMNS:
+            row[name], row[f"{name}_se"] = _mean_and_error([seed_rows[i][name] for seed_rows in per_seed])
+        rows.append(row)
+    coarse = len(indices) - 1 < len(requested)
+    note = (f"the time grid (dt_max {args.dt_max:g}) has {len(indices) - 1} distinct times among the "
+            f"{len(requested)} requested: {len(indices) - 1} rows after t = 0") if coarse else ""
     atoms = res.n_samples if args.atoms is None else args.atoms   # DMFTResult.measure's default M
-    for t, summ in zip(times, res.spectrum(times, args.atoms)):
-        k = res.index(t)
-        rows.append({"t": float(res.t[k]), "energy": float(res.energy[k]), "energy_se": float(res.energy_se[k]),
-                     "mu": float(res.mu[k]), "mu_multiplier": float(res.mu_multiplier[k]),
-                     "q": float(res.q[k]), "bulk_edge": summ.bulk_edge,
-                     "lambda_iso": summ.isolated_eigenvalue, "overlap2": summ.overlap2,
-                     "bbp_residual": summ.residuals.bbp})
-    record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "atoms": atoms, "y_scale": res.y_scale,
-              "stein_rcond": args.stein_rcond,
+    record = {"alpha": res.alpha, "q0": res.q0, "samples": res.n_samples, "seeds": seeds, "atoms": atoms,
+              "y_scale": res.y_scale, "stein_rcond": args.stein_rcond, "dt_max": args.dt_max,
               "steps": int(res.t.size - 1),
-              "residual": res.residual, "converged": res.converged, "wall_seconds": res.wall_seconds,
-              "energy_rise": res.energy_rise, "rows": [json_ready(r) for r in rows]}
+              "residual": max(r.residual for r in results), "converged": all(r.converged for r in results),
+              "wall_seconds": sum(r.wall_seconds for r in results),
+              "energy_rise": max(r.energy_rise for r in results), "note": note,
+              "rows": [json_ready(r) for r in rows]}
     if args.json:
         print(json.dumps(record))
         return 0
-    print(f"alpha {res.alpha:g}, q0 {res.q0:g}, {res.n_samples} samples, {res.t.size - 1} steps, "
-          f"residual {res.residual:.2e}, {res.wall_seconds:.1f} s, energy rise {res.energy_rise:.3f}")
+    print(f"alpha {res.alpha:g}, q0 {res.q0:g}, {res.n_samples} samples x {len(seeds)} seed(s) "
+          f"{seeds[0]}-{seeds[-1]}, {res.t.size - 1} steps (dt_max {args.dt_max:g}), residual "
+          f"{record['residual']:.2e}, {record['wall_seconds']:.1f} s, energy rise {record['energy_rise']:.3f} "
+          "(largest over seeds)")
+    print("each column: mean over seeds, then its standard error across seeds (+-; '-' for one seed: the "
+          "per-run Monte Carlo error underestimates the seed-to-seed spread, docs/validation.md)")
     print("mu_mult: the norm multiplier (eq. 5.18); without the Stein projection (--stein-rcond 0) a gap "
           "|mu_mult - mu| above ~0.3 flags the heavy-tail bias of docs/theory.md 5.8; energy rise: the "
           "largest increase of e(t), which a gradient flow cannot have (Monte Carlo error)")
     print(f"bulk_edge, lambda_iso, overlap2: random-matrix core (docs/theory.md §2) on the law as {atoms} "
-          "equal-weight atoms (a system of M = alpha N measurements; --atoms, docs/theory.md 5.11)")
-    print(f"{'t':>9} {'energy':>10} {'+-':>7} {'mu':>9} {'mu_mult':>9} {'q':>8} {'bulk_edge':>10} {'lambda_iso':>11} "
-          f"{'overlap2':>9}")
+          "equal-weight atoms (a system of M = alpha N measurements; --atoms, docs/theory.md 5.11); "
+          "lambda_iso none when a seed has no isolated eigenvalue")
+    if note:
+        print(f"note: {note}")
+    names = ("energy", "mu", "mu_mult", "q", "bulk_edge", "lambda_iso", "overlap2")
+    print(f"{'t':>9} " + " ".join(f"{n:>10} {'+-':>7}" for n in names))
     for r in rows:
-        iso = "none" if r["lambda_iso"] is None else f"{r['lambda_iso']:.4f}"
-        print(f"{r['t']:9.4f} {r['energy']:10.4f} {r['energy_se']:7.4f} {r['mu']:9.4f} {r['mu_multiplier']:9.4f} "
-              f"{r['q']:8.4f} "
-              f"{r['bulk_edge']:10.4f} {iso:>11} {r['overlap2']:9.4f}")
+        print(f"{r['t']:9.4f} " + " ".join(_format_mean(r[c], r[f"{c}_se"], 10) for c in
+                                           ("energy", "mu", "mu_multiplier", "q", "bulk_edge", "lambda_iso",
+                                            "overlap2")))
     return 0
 
 

@@ -319,9 +319,25 @@ class ThresholdState:
         return {k: getattr(self, k) for k in keys}
 
 
+#: Above this alpha the initial guess follows the large-alpha law (the power laws through
+#: alpha = 3 and 7 are kept below it, so every validated state is solved from the same start).
+LARGE_ALPHA_GUESS_ABOVE = 24.0
+
+
 def _guess(alpha: float) -> tuple[float, float]:
-    """Initial (chi, Y) for eqs. 3.4-3.5: power laws through the solutions at alpha = 3 and 7."""
-    return 0.255 * (alpha / 3) ** -1.14, 0.406 * (alpha / 3) ** -1.21
+    """Initial (chi, Y) for eqs. 3.4-3.5.
+
+    alpha <= 24: power laws through the solutions at alpha = 3 and 7. Above: chi ~ Y ~
+    0.0157 (alpha / 100)^-0.56, through the solutions at alpha = 100 (chi = 0.0157,
+    Y = 0.0158) and 1e5 (3.28e-4, 3.29e-4); the small-alpha laws are 30x too small at
+    alpha = 1000, where the solver then fails. With these starts the equations converge
+    for 1.02 <= alpha <= 1e7 (tests/theory/test_threshold.py); as alpha -> 1+ chi and Y
+    diverge (chi = 38, Y = 309 at alpha = 1.1) and below alpha = 1 there is no threshold state.
+    """
+    if alpha <= LARGE_ALPHA_GUESS_ABOVE:
+        return 0.255 * (alpha / 3) ** -1.14, 0.406 * (alpha / 3) ** -1.21
+    scale = 0.0157 * (alpha / 100) ** -0.56
+    return scale, scale
 
 
 @dataclass(frozen=True, eq=False)

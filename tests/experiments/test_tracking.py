@@ -187,3 +187,26 @@ def test_t0_lowest_eigenvalue_vs_cutoff_law(n):
         w = random_starts(n, 1, 500 + seed)[:, 0]
         lows.append(lowest_eigenpairs(p, w, 1, tol=1e-8).eigenvalues[0])
     assert np.mean(lows) == pytest.approx(t0_prediction(4.0, 4 * n).lowest, rel=0.12)
+
+
+def test_spike_theory_invalid_after_success():
+    """Issue 19 item 12: after success (q = -1) the theory's isolated eigenvalue (5.8,
+    overlap^2 0.8, where Lanczos' eigenvectors have no overlap with e) is void: the spike
+    columns are None with the reason, null in JSON; the bulk edge stays, and away from
+    the signal the columns are those of the state's law."""
+    from experiments.tracking import THEORY_SPIKE_MIN_1MQ2
+
+    problem = make_problem(100, 8.0, seed=1)
+    w0 = random_starts(100, 1, seed=2)[:, 0]
+    tr = track(problem, w0, times=(0.0, 5.0), k=2)
+    start, end = tr.points
+    assert 1 - end.q ** 2 < THEORY_SPIKE_MIN_1MQ2 <= 1 - start.q ** 2
+    for name in ("iso_theory", "overlap2_theory", "bbp_residual", "iso_theory_split", "overlap2_theory_split",
+                 "bbp_residual_split"):
+        assert getattr(end, name) is None
+    assert "1 - q^2" in end.theory_invalid_reason and start.theory_invalid_reason is None
+    assert math.isfinite(end.edge_theory) and end.lanczos_lowest[0] > 7
+    ref = theory_at_state(problem, w0)
+    assert start.iso_theory == ref.isolated_eigenvalue and start.overlap2_theory == ref.overlap2
+    d = json.loads(json.dumps(end.to_dict()))
+    assert d["iso_theory"] is None and d["overlap2_theory"] is None and d["theory_invalid_reason"]

@@ -92,7 +92,8 @@ def test_errors_are_one_line(args, fragment):
 def test_bad_values_one_line(state_file, tmp_path):
     path, _, _ = state_file
     for args, fragment in ((["--alpha", "-1"], "alpha must be positive"), (["--loss", "cubic"], "unknown loss"),
-                           (["--density", str(tmp_path / "no" / "such" / "dir" / "f.png")], "folder does not exist")):
+                           (["--density", str(tmp_path / "no" / "such" / "dir" / "f.png")], "does not exist"),
+                           (["--density", str(tmp_path)], "is a folder")):
         proc = run_module("spectrum", "--measure", str(path), *args)
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -301,3 +301,58 @@ def test_spike_of_a_sample_of_the_law_against_direct_diagonalisation():
 
 def sample_D(u, y):
     return 6 * u * u - 2 * y * y
+
+
+@pytest.mark.parametrize("alpha", [1000.0, 1e5])
+def test_large_alpha_converges_to_the_continued_solution(alpha):
+    """Issue 19 item 11: from its own guess the solve converges at large alpha, to the state
+    reached by continuation in alpha (each solve warm-started from the previous one) from
+    alpha = 100, where the small-alpha guess still converges."""
+    state = solve_threshold(alpha, strict=False)
+    assert state.converged, state.message
+    guess = None
+    for a in np.geomspace(100.0, alpha, 8):
+        step = solve_threshold(float(a), guess=guess)
+        guess = (step.chi, step.Y)
+    assert state.chi == pytest.approx(step.chi, rel=1e-9) and state.Y == pytest.approx(step.Y, rel=1e-9)
+    assert state.energy == pytest.approx(step.energy, rel=1e-10)
+
+
+def test_cli_threshold_range_in_help():
+    out = run_module("threshold", "--help")
+    assert "1.02 <= A <= 1e7" in " ".join(out.stdout.split())
+
+
+@pytest.mark.parametrize("args", [
+    ("threshold", "--alpha", "5", "--export-measure", "{missing}/m.npz"),
+    ("threshold", "--alpha", "5", "--density", "{missing}/d.png"),
+    ("curve", "--alpha", "12", "--out", "{missing}/c.nc"),
+    ("curve", "--alpha", "12", "--out", "{folder}"),
+])
+def test_cli_output_path_checked_before_computing(tmp_path, args):
+    """Issue 19 item 3: an output in a missing folder (or a folder as the file) is refused
+    with one line and exit 2 before any solving; the folder is not created."""
+    args = [a.format(missing=tmp_path / "missing", folder=tmp_path) for a in args]
+    out = run_module(*args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert out.stdout == "" and not (tmp_path / "missing").exists()
+
+
+def test_export_measure_reports_the_path_written(tmp_path):
+    out = run_module("threshold", "--alpha", "5", "--export-measure", str(tmp_path / "law"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "law.npz").exists() and f"{tmp_path / 'law.npz'}" in out.stdout
+
+
+def test_plot_refuses_a_curve_as_sweep_and_a_missing_out_folder(tmp_path):
+    """Issue 19 items 8 and 3: ``plot --sweep <curve file>`` is a one-line error naming the
+    kind of file (it raised KeyError), and ``--out`` in a missing folder is refused first."""
+    nc = tmp_path / "theory.nc"
+    assert run_module("curve", "--alpha", "12", "14", "--out", str(nc), "--json").returncode == 0
+    out = run_module("plot", "--curve", str(nc), "--sweep", str(nc), "--out", str(tmp_path / "p.png"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "not a sweep file" in out.stderr
+    assert "--curve" in out.stderr and not (tmp_path / "p.png").exists()
+    out = run_module("plot", "--curve", str(nc), "--out", str(tmp_path / "missing" / "p.png"))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "does not exist" in out.stderr
