@@ -41,7 +41,7 @@ The law of (yhat(t), y, s) (``DMFTResult.measure``) feeds the random-matrix core
 (theory.spectrum) as the M equal-weight atoms that a system of M = alpha N measurements
 sees, resampled from the (importance-weighted) samples (eq. 5.30, docs/theory.md 5.11).
 """
-from .config import IMPORTANCE_SAMPLING_BELOW_Q0, DMFTConfig, config_default, default_y_scale
+from .config import IMPORTANCE_SAMPLING_BELOW_Q0, VALIDATED_RUN, DMFTConfig, config_default, default_y_scale
 from .grid import DMFTGrid, time_grid
 from .limits import t0_limits
 from .result import DMFTResult, alpha_bbp, energy_rise
@@ -50,4 +50,4 @@ from .state import DMFTSamples, DMFTState
 
 __all__ = ["DMFTConfig", "DMFTGrid", "DMFTResult", "DMFTSamples", "DMFTState", "solve_dmft", "time_grid",
            "t0_limits", "default_y_scale", "config_default", "energy_rise", "alpha_bbp",
-           "IMPORTANCE_SAMPLING_BELOW_Q0"]
+           "IMPORTANCE_SAMPLING_BELOW_Q0", "VALIDATED_RUN"]
