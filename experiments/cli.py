@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from simulation.data import make_problem, random_starts, resolve_dtype
+from simulation.data import check_memory, make_problem, random_starts, resolve_dtype
 from simulation.flow import Integrator
 from theory.errors import InputError, OneLineArgumentParser, Subcommand, dispatch, run_cli, subcommand_parser
 from theory.escape import check_times
-from theory.io import integer_arg, number_arg, provenance
+from theory.io import integer_arg, number_arg, output_path, provenance
 
 from .tracking import DEFAULT_TIMES, plot_track, track
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main", "entry"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main", "entry", "format_table"]
 
 
 # ---------------------------------------------------------------------------- track
@@ -55,13 +55,28 @@ def _fmt(x, spec=".4g", none="-"):
     return none if x is None else format(x, spec)
 
 
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[str] = ()) -> list[str]:
+    """Lines of a text table: each column as wide as its widest cell (header included),
+    right-aligned, except the columns named in ``left``; two spaces between columns."""
+    widths = [max([len(h)] + [len(r[j]) for r in rows]) for j, h in enumerate(header)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if h in left else c.rjust(w)
+                         for c, w, h in zip(cells, widths, header)).rstrip()
+
+    return [line(header)] + [line(r) for r in rows]
+
+
 def _run_track(args) -> int:
     """``python -m experiments track``: see :func:`_add_track`."""
     times = check_times(DEFAULT_TIMES if args.times is None
                         else [t for text in args.times for t in _float_list(text)])
     if args.plot is not None and not str(args.plot).lower().endswith(".png"):
         raise InputError(f"--plot must name a .png file, got {args.plot!r}")
+    if args.plot is not None:
+        args.plot = str(output_path(args.plot, "--plot"))  # before computing
     dtype = resolve_dtype(args.dtype)
+    check_memory(args.n, args.alpha, 1, dtype)
     problem = make_problem(args.n, args.alpha, args.seed, dtype)
     if not args.no_lanczos and not (1 <= args.k < problem.n - 1):
         raise InputError(f"k must be between 1 and N-2 = {problem.n - 2}, got {args.k}")
@@ -90,14 +105,14 @@ def _run_track(args) -> int:
         return 0
     print(f"Hessian along gradient flow: N={tr.n} alpha={tr.alpha:g} seed={tr.seed} [{tr.dtype}]; theory = "
           f"random-matrix core on the state's empirical law, full / extreme atoms split off (docs/theory.md §4)")
-    print(f"{'t':>6} {'energy':>8} {'q':>7} {'mu':>8} {'edge_th':>8} {'iso_th':>8} {'ov2_th':>6} "
-          f"{'edge_sp':>8} {'iso_sp':>8} {'ov2_sp':>6}  {'lanczos_lowest':<22} {'lanczos_overlap2':<16}")
-    for p in tr.points:
-        low = " ".join(f"{x:.3g}" for x in p.lanczos_lowest[:3]) or "-"
-        ov = " ".join(f"{x:.2f}" for x in p.lanczos_overlap2[:3]) or "-"
-        print(f"{p.t:>6.3g} {p.energy:>8.4g} {p.q:>7.3f} {p.mu:>8.4g} {p.edge_theory:>8.4g} "
-              f"{_fmt(p.iso_theory):>8} {p.overlap2_theory:>6.3f} {_fmt(p.edge_theory_split):>8} "
-              f"{_fmt(p.iso_theory_split):>8} {p.overlap2_theory_split:>6.3f}  {low:<22} {ov:<16}")
+    header = ("t", "energy", "q", "mu", "edge_th", "iso_th", "ov2_th", "edge_sp", "iso_sp", "ov2_sp",
+              "lanczos_lowest", "lanczos_overlap2")
+    rows = [(f"{p.t:.3g}", f"{p.energy:.4g}", f"{p.q:.3f}", f"{p.mu:.4g}", f"{p.edge_theory:.4g}",
+             _fmt(p.iso_theory), f"{p.overlap2_theory:.3f}", _fmt(p.edge_theory_split), _fmt(p.iso_theory_split),
+             f"{p.overlap2_theory_split:.3f}",
+             " ".join(f"{x:.3g}" for x in p.lanczos_lowest[:3]) or "-",
+             " ".join(f"{x:.2f}" for x in p.lanczos_overlap2[:3]) or "-") for p in tr.points]
+    print("\n".join(format_table(header, rows, left=("lanczos_lowest", "lanczos_overlap2"))))
     print(f"growth exponent int max(0,-lambda_iso) dt up to t={tr.t_end:g}: {tr.growth_exponent:.3g} (split law), "
           f"{tr.growth_exponent_raw:.3g} (full law); measured log|q(t)/q(0)| = {tr.log_q_growth:.3g}; "
           f"wall {tr.wall_seconds:.1f} s" + (f"; plot {args.plot}" if args.plot else ""))

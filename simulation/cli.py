@@ -14,9 +14,9 @@ import time
 import numpy as np
 
 from theory.errors import InputError, OneLineArgumentParser, Subcommand, dispatch, run_cli, subcommand_parser
-from theory.io import integer_arg, load_npz, number_arg
+from theory.io import integer_arg, load_npz, number_arg, output_path
 
-from .data import Problem, make_problem, problem_from_arrays, random_starts, resolve_dtype, warm_start
+from .data import Problem, check_memory, make_problem, problem_from_arrays, random_starts, resolve_dtype, warm_start
 from .flow import PROTOCOLS, Integrator, StopRules, run_dynamics
 from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
 from .state import load_state, save_state
@@ -86,6 +86,9 @@ def run_starts(problem: Problem, replicas: int, seed: int, q0: float | None = No
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    args.save = str(output_path(args.save, "--save", ".npz")) if args.save else None  # checked before computing
+    if not args.data:
+        check_memory(args.n, args.alpha, args.replicas, args.dtype)
     dtype = resolve_dtype(args.dtype)
     stop = StopRules(t_max=args.t_max, success_overlap=args.success_overlap, energy_tol=args.energy_tol,
                      grad_tol=args.grad_tol)
@@ -153,6 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_hessian(args: argparse.Namespace) -> int:
+    if args.export_measure:  # checked before computing; reported as the path written
+        args.export_measure = str(output_path(args.export_measure, "--export-measure", ".npz"))
     st = load_state(args.state)
     B = st.W.shape[1]
     if not (0 <= args.replica < B):

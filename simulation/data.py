@@ -7,6 +7,7 @@ same seed gives the same data whatever the number of replicas.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,8 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from theory.errors import InputError
 
-__all__ = ["Problem", "make_problem", "problem_from_arrays", "random_starts", "check_size", "warm_start"]
+__all__ = ["Problem", "make_problem", "problem_from_arrays", "random_starts", "check_size", "warm_start",
+           "required_memory", "available_memory", "check_memory"]
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -169,3 +171,95 @@ def warm_start(problem: Problem, q0: float, seed: int) -> np.ndarray:
     perp = w - (w @ ws) / n * ws
     perp *= np.sqrt(n) / np.linalg.norm(perp)
     return (q0 * ws + np.sqrt(1 - q0 * q0) * perp)[:, None]
+
+
+#: Arrays of the flow per replica, in the problem's dtype, counted from simulation.flow._run_rkc
+#: at its peak (the step's merge): M-vectors (yhat of the current, the new and the merged
+#: point, of a stage evaluation, and its loss temporaries) and N-vectors (start, finals,
+#: state, power-iteration vector, F0, three RKC stages, gradients of three points and of a
+#: stage, the error estimate and its temporaries).
+FLOW_M_VECTORS = 6
+FLOW_N_VECTORS = 24
+#: float64 numbers per replica of the trajectory record (5 quantities on ~61 log-grid times).
+RECORD_NUMBERS = 5 * 64
+#: Bytes allowed for the small arrays and Python objects of a run.
+RUN_OVERHEAD = 2**20
+
+
+def required_memory(n: int, alpha: float, replicas: int = 1, dtype: DTypeLike = "float64") -> int:
+    """Bytes a run of ``replicas`` starts on data drawn by :func:`make_problem` needs at its peak.
+
+    With M = round(alpha N), s the dtype's item size and B = ``replicas``::
+
+        bytes = max(8 M N + [s M N if s < 8],  s M N + s B (6 M + 24 N) + 8 B 320)
+
+    The first term is the draw of X in :func:`make_problem`: the float64 normals (scaled in
+    place by NumPy's temporary elision), plus their float32 copy; the second is the flow:
+    X in the dtype, then the working vectors of the adaptive RKC flow at its peak, 6 of
+    length M and 24 of length N per replica (:data:`FLOW_M_VECTORS`, :data:`FLOW_N_VECTORS`),
+    and the trajectory record; plus :data:`RUN_OVERHEAD` (1 MiB) for the small arrays and
+    objects of a run (y, W*, grids, coefficients, the step log). An upper bound within a
+    factor 1.5 of the peak measured by tracemalloc (tests/simulation/test_data.py).
+    """
+    m = check_size(n, alpha)
+    s = resolve_dtype(dtype).itemsize
+    if not isinstance(replicas, (int, np.integer)) or replicas < 1:
+        raise InputError(f"replicas must be an integer >= 1, got {replicas!r}")
+    b = int(replicas)
+    draw = 8 * m * n + (s * m * n if s < 8 else 0)
+    flow = s * m * n + s * b * (FLOW_M_VECTORS * m + FLOW_N_VECTORS * n) + 8 * b * RECORD_NUMBERS
+    return int(max(draw, flow)) + RUN_OVERHEAD
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: MemAvailable of /proc/meminfo (else the free
+    pages of ``os.sysconf``), lowered to the cgroup's memory.max - memory.current when a
+    cgroup limit is set; None when the system says nothing."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        avail = None
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    limit, used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        avail = limit - used if avail is None else min(avail, limit - used)
+    return avail
+
+
+def _gigabytes(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.3g} GB"
+
+
+def check_memory(n: int, alpha: float, replicas: int = 1, dtype: DTypeLike = "float64",
+                 processes: int = 1) -> int:
+    """Refuse, before allocating, a run that cannot fit: ``processes`` x
+    :func:`required_memory` against :func:`available_memory`.
+
+    Returns the bytes required; raises InputError (one line naming both numbers) when they
+    exceed what is available (no check when the system does not say).
+    """
+    need = required_memory(n, alpha, replicas, dtype) * max(1, int(processes))
+    have = available_memory()
+    if have is not None and need > have:
+        who = f" ({processes} processes)" if processes > 1 else ""
+        raise InputError(f"N={n}, alpha={alpha:g}, {replicas} replica(s) in {resolve_dtype(dtype).name} need about "
+                         f"{_gigabytes(need)} of memory{who}, only {_gigabytes(have)} available")
+    return need

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from theory.errors import InputError
-from theory.io import load_netcdf
+from theory.io import load_netcdf, output_path
 from theory.statistics import wilson_interval
 
 from .sweep import decided_mask, read_sweep
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # annotations only
     import xarray as xr
 
 __all__ = ["SuccessTable", "success_table", "read_alpha_c", "success_figure",
-           "save_figure", "add_plot_parser", "cmd_plot"]
+           "save_figure", "figure_format", "add_plot_parser", "cmd_plot"]
 
 #: Half-width of the error bars in standard deviations (z = 1: a 68% interval).
 Z_ERRORBAR = 1.0
@@ -157,12 +157,18 @@ def success_figure(table: SuccessTable, alpha_c: float | None = None, title: str
     return fig
 
 
+def figure_format(path: str | os.PathLike) -> str:
+    """The format of a figure file from its suffix (png, pdf, svg; none: png); InputError otherwise."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    if fmt not in ("png", "pdf", "svg"):
+        raise InputError(f"figure format must be png, pdf or svg, got {str(path)!r}")
+    return fmt
+
+
 def save_figure(fig: matplotlib.figure.Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` (format from the suffix: png, pdf, svg); InputError if it cannot."""
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    if fmt not in ("png", "pdf", "svg"):
-        raise InputError(f"figure format must be png, pdf or svg, got {str(path)!r}")
+    fmt = figure_format(path)
     try:
         fig.savefig(path, format=fmt)
     except (OSError, ValueError) as exc:
@@ -174,7 +180,7 @@ def add_plot_parser(sub: argparse._SubParsersAction) -> None:
     """``python -m simulation plot``: register the subparser."""
     p = sub.add_parser("plot", help="figure of success probability against alpha for each N of a sweep",
                        description="Success probability against alpha, one curve per N, from a sweep file "
-                                   "(finished starts only), with 68%% Wilson error bars and, given a theory "
+                                   "(finished starts only), with 68% Wilson error bars and, given a theory "
                                    "file, alpha_c as a vertical line.")
     p.add_argument("--sweep", default="sweep.nc", help="sweep file (default sweep.nc)")
     p.add_argument("--out", default="success.png", help="figure file, .png/.pdf/.svg (default success.png)")
@@ -186,8 +192,12 @@ def add_plot_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Run ``python -m simulation plot``."""
+    figure_format(args.out)
+    output_path(args.out, "--out")  # before reading anything
     ds = read_sweep(args.sweep)
     table = success_table(ds)
+    if not table.finished.any():
+        raise InputError(f"sweep file {str(args.sweep)!r} has no finished start yet: nothing to plot")
     alpha_c = read_alpha_c(args.theory) if args.theory else None
     title = args.title
     if title is None:

@@ -64,6 +64,8 @@ def save_state(path: str | os.PathLike, problem: Problem, result: FlowResult, lo
 def load_state(path: str | os.PathLike) -> SavedState:
     """Read a state file and rebuild its data set; a missing, malformed or inconsistent
     file raises InputError with a one-line message."""
+    if Path(path).is_dir():
+        raise InputError(f"state file {str(path)!r} is a folder, not a state file")
     a = load_npz(path, required=("n", "m", "W", "status", "y", "dtype", "loss"), kind="state file")
     n, m = int(a["n"]), int(a["m"])
     W = a["W"]

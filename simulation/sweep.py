@@ -30,7 +30,8 @@ format used (the flow's defaults, time grid "log", derived seeds), and are refus
 the first difference otherwise.
 
 Only one sweep may write a file at a time: :func:`run_sweep` holds an exclusive
-``flock`` on ``.<name>.lock`` next to it (released by the kernel even on SIGKILL).
+``flock`` on ``.<name>.lock`` next to it (released by the kernel even on SIGKILL; the
+file is removed when the sweep ends, normally or interrupted).
 
 Executors: local processes (``concurrent.futures.ProcessPoolExecutor``, spawn), in-process
 (``workers=0``), or a Dask distributed cluster (``scheduler="tcp://host:port"``). All run
@@ -56,7 +57,7 @@ from theory import io
 from theory.errors import ConvergenceError, InputError
 from theory.loss import get_loss
 
-from .data import check_size, make_problem, random_starts, resolve_dtype
+from .data import check_memory, check_size, make_problem, random_starts, resolve_dtype
 from .flow import Integrator, StopRules, run_dynamics
 
 from typing import TYPE_CHECKING
@@ -511,6 +512,12 @@ def sweep_lock(path: str | os.PathLike) -> _Iterator[Path]:
     """Hold an exclusive lock for writing the sweep at ``path`` (``.<name>.lock`` next to
     it; flock, so the kernel releases it when the process dies, even by SIGKILL).
 
+    The lock file is removed when the block ends (normally or by an exception), while the
+    lock is still held; a process that opened the file before the removal finds, once it
+    holds the flock, that the name no longer points to its file and starts again, so two
+    writers never hold locks on two different files. Only a SIGKILL leaves the file (the
+    next sweep takes it over).
+
     Raises
     ------
     InputError
@@ -522,15 +529,36 @@ def sweep_lock(path: str | os.PathLike) -> _Iterator[Path]:
     if not path.parent.resolve().is_dir():
         raise InputError(f"cannot write {str(path)!r}: its folder does not exist")
     lock = path.parent / f".{path.name}.lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(f"cannot create the lock file {str(lock)!r} ({exc.strerror or exc})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise InputError(f"another sweep is writing {str(path)!r} (lock {str(lock)!r} is held)") from None
+        if _same_file(fd, lock):
+            break
+        os.close(fd)  # removed by its previous holder after we opened it: take the new one
+    try:
         yield lock
     finally:
+        try:
+            lock.unlink()  # while we hold it: see above
+        except OSError:
+            pass
         os.close(fd)  # releases the flock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the open file ``fd``."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def load_dataset(path: str | os.PathLike, kind: str = "sweep file"):
@@ -717,14 +745,17 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, scheduler: str | N
     progress : tqdm bar over starts on stderr
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    out = io.output_path(out, "sweep file")  # writable, before any work or lock file
     if workers is None:
         workers = default_workers()
     if not isinstance(workers, (int, np.integer)) or workers < 0:
         raise InputError(f"workers must be an integer >= 0, got {workers!r}")
-    plan_chunks(config, np.ones(config.shape, bool), chunk_size)  # validates chunk_size (no work)
+    every_chunk = plan_chunks(config, None, chunk_size)  # validates chunk_size (no work)
     if scheduler is not None:
         scheduler = check_scheduler(scheduler)  # fail before touching the file
+    else:  # the largest start, in each local process at once, must fit before the file is written
+        check_memory(max(config.n), max(config.alpha), 1, config.dtype,
+                     processes=1 if workers == 0 else min(int(workers), len(every_chunk)))
     with sweep_lock(out):
         for tmp in _stale_temporaries(out):  # we hold the lock: nobody else is writing
             tmp.unlink(missing_ok=True)

@@ -190,7 +190,7 @@ def test_t0_lowest_eigenvalue_vs_cutoff_law(n):
 
 
 def test_spike_theory_invalid_after_success():
-    """Issue 19 item 12: after success (q = -1) the theory's isolated eigenvalue (5.8,
+    """After success (q = -1) the theory's isolated eigenvalue (5.8,
     overlap^2 0.8, where Lanczos' eigenvectors have no overlap with e) is void: the spike
     columns are None with the reason, null in JSON; the bulk edge stays, and away from
     the signal the columns are those of the state's law."""
@@ -210,3 +210,41 @@ def test_spike_theory_invalid_after_success():
     assert start.iso_theory == ref.isolated_eigenvalue and start.overlap2_theory == ref.overlap2
     d = json.loads(json.dumps(end.to_dict()))
     assert d["iso_theory"] is None and d["overlap2_theory"] is None and d["theory_invalid_reason"]
+
+
+# ----------------------------------------------------------------------------- outputs, memory, table
+def test_format_table_aligns_every_column_on_its_widest_cell():
+    from experiments.cli import format_table
+
+    lines = format_table(("t", "energy", "note"), [("0", "10.78", "a b"), ("10", "9.682e-17", "-")], left=("note",))
+    assert lines == [" t     energy  note", " 0      10.78  a b", "10  9.682e-17  -"]
+
+
+def test_track_table_columns_line_up(capsys):
+    import re
+
+    code, out, err = cli_inprocess(capsys, "track", "--n", "40", "--alpha", "5", "--times", "0", "1", "20",
+                                   "--no-lanczos")
+    assert code == 0, err
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["t", "energy"])
+    table = lines[start:start + 4]
+    ends = [[m.end() for m in re.finditer(r"\S+", line)][:10] for line in table]  # the right-aligned columns
+    assert all(e == ends[0] for e in ends), table
+
+
+def test_track_plot_and_memory_are_checked_before_computing(capsys, monkeypatch, tmp_path):
+    import experiments.cli as ecli
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computed before checking")
+
+    monkeypatch.setattr(ecli, "track", boom)
+    monkeypatch.setattr(ecli, "make_problem", boom)
+    (tmp_path / "d.png").mkdir()
+    for args, words in ((["--plot", str(tmp_path / "no" / "t.png")], "does not exist"),
+                        (["--plot", str(tmp_path / "d.png")], "is a folder"),
+                        (["--n", "10000000"], "GB available")):
+        code, out, err = cli_inprocess(capsys, "track", *args)
+        assert code == 2 and out == "" and words in err and len(err.strip().splitlines()) == 1, err
+    assert [p.name for p in tmp_path.iterdir()] == ["d.png"]

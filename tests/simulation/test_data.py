@@ -41,3 +41,41 @@ def test_bad_replicas_and_user_data():
         problem_from_arrays(np.ones((5, 3)), np.ones(4))
     p = problem_from_arrays(np.eye(4, 3), np.ones(4))
     assert p.w_star is None and p.seed is None
+
+
+# ----------------------------------------------------------------------------- memory estimate (issue 19 item 4)
+@pytest.mark.parametrize("n, alpha, replicas, dtype", [
+    (300, 6.0, 2, "float64"),    # X dominates: the draw
+    (100, 2.0, 100, "float64"),  # the flow's working vectors dominate
+    (100, 2.0, 100, "float32"),
+])
+def test_required_memory_bounds_the_measured_peak_of_a_run(n, alpha, replicas, dtype):
+    import tracemalloc
+
+    from simulation.data import RUN_OVERHEAD, required_memory
+    from simulation.flow import StopRules, run_dynamics
+
+    tracemalloc.start()  # NumPy reports its data buffers to tracemalloc
+    try:
+        problem = make_problem(n, alpha, 1, dtype)
+        run_dynamics(problem, random_starts(n, replicas, 1, dtype), StopRules(t_max=0.2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert problem.X.nbytes == round(alpha * n) * n * np.dtype(dtype).itemsize
+    est = required_memory(n, alpha, replicas, dtype)
+    assert peak <= est <= 1.5 * peak + RUN_OVERHEAD, (peak, est)
+
+
+def test_check_memory_refuses_what_does_not_fit_naming_both_numbers(monkeypatch):
+    from simulation import data
+
+    assert data.available_memory() > 0  # Linux: /proc/meminfo
+    need = data.required_memory(10_000_000, 6.0, 16)
+    assert need >= 6 * 10**14 * 8  # X alone: M x N doubles
+    monkeypatch.setattr(data, "available_memory", lambda: 10**9)
+    with pytest.raises(InputError, match=r"need about 4\.8e\+06 GB of memory, only 1 GB available"):
+        data.check_memory(10_000_000, 6.0, 16)
+    assert data.check_memory(50, 2.0, 1) == data.required_memory(50, 2.0, 1)
+    monkeypatch.setattr(data, "available_memory", lambda: None)  # the system does not say: no check
+    assert data.check_memory(10_000_000, 6.0, 16) == need

@@ -99,7 +99,7 @@ def test_plot_command_writes_the_figure(tmp_path, capsys):
     (["--sweep", "{tmp}/t.nc"], "not a sweep file"),
     (["--sweep", "{tmp}/s.nc", "--theory", "{tmp}/s.nc"], "no alpha_c"),
     (["--sweep", "{tmp}/s.nc", "--out", "{tmp}/f.jpg"], "png, pdf or svg"),
-    (["--sweep", "{tmp}/s.nc", "--out", "{tmp}/no/dir/f.png"], "cannot write"),
+    (["--sweep", "{tmp}/s.nc", "--out", "{tmp}/no/dir/f.png"], "does not exist"),
 ])
 def test_bad_plot_input_is_one_line_status_2(tmp_path, capsys, args, words):
     write_dataset(synthetic_sweep(), tmp_path / "s.nc")

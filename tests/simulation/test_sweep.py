@@ -313,7 +313,7 @@ def test_sweep_cli_json_and_table(tmp_path, capsys):
     (["--alpha", "3:10:0"], "STEP"), (["--n", "1"], "N must be"), (["--n", "ten"], "N must be an integer"),
     (["--starts", "0"], "starts"), (["--chunk", "0"], "chunk"), (["--workers", "-1"], "workers"),
     (["--scheduler", "nonsense"], "malformed scheduler"), (["--scheduler", "tcp://127.0.0.1:1"], "cannot reach"),
-    (["--out", "/nonexistent/dir/s.nc"], "folder does not exist"),
+    (["--out", "/nonexistent/dir/s.nc"], "does not exist"),
 ])
 def test_bad_sweep_input_is_one_line_status_2(tmp_path, capsys, args, words):
     base = ["sweep", "--n", "24", "--alpha", "3", "--starts", "1", "--workers", "0", "--out", str(tmp_path / "e.nc")]
