@@ -108,11 +108,14 @@ def _run_track(args) -> int:
     header = ("t", "energy", "q", "mu", "edge_th", "iso_th", "ov2_th", "edge_sp", "iso_sp", "ov2_sp",
               "lanczos_lowest", "lanczos_overlap2")
     rows = [(f"{p.t:.3g}", f"{p.energy:.4g}", f"{p.q:.3f}", f"{p.mu:.4g}", f"{p.edge_theory:.4g}",
-             _fmt(p.iso_theory), f"{p.overlap2_theory:.3f}", _fmt(p.edge_theory_split), _fmt(p.iso_theory_split),
-             f"{p.overlap2_theory_split:.3f}",
+             _fmt(p.iso_theory), _fmt(p.overlap2_theory, ".3f"), _fmt(p.edge_theory_split), _fmt(p.iso_theory_split),
+             _fmt(p.overlap2_theory_split, ".3f"),
              " ".join(f"{x:.3g}" for x in p.lanczos_lowest[:3]) or "-",
              " ".join(f"{x:.2f}" for x in p.lanczos_overlap2[:3]) or "-") for p in tr.points]
     print("\n".join(format_table(header, rows, left=("lanczos_lowest", "lanczos_overlap2"))))
+    void = next((p.theory_invalid_reason for p in tr.points if p.theory_invalid_reason), None)
+    if void:
+        print(f"-: {void}")
     print(f"growth exponent int max(0,-lambda_iso) dt up to t={tr.t_end:g}: {tr.growth_exponent:.3g} (split law), "
           f"{tr.growth_exponent_raw:.3g} (full law); measured log|q(t)/q(0)| = {tr.log_q_growth:.3g}; "
           f"wall {tr.wall_seconds:.1f} s" + (f"; plot {args.plot}" if args.plot else ""))

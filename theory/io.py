@@ -80,7 +80,10 @@ def output_path(path: str | os.PathLike, what: str = "output", suffix: str | Non
 
 
 def atomic_savez(path: str | os.PathLike, **arrays) -> Path:
-    """Write ``arrays`` to ``path`` (.npz, folder created if needed) atomically."""
+    """Write ``arrays`` to ``path`` (.npz, folder created if needed) atomically.
+
+    Library and benchmark writers rely on the folder being made; commands check their
+    output with :func:`output_path` first, which refuses a missing folder."""
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
@@ -109,6 +112,8 @@ def load_npz(path: str | os.PathLike, required: tuple[str, ...] = (), kind: str 
     """Read an ``.npz`` into a dict of arrays; missing or malformed files and missing
     keys raise :class:`InputError` with a one-line message."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{kind} {str(path)!r} is a folder, not a file")
     if not path.is_file():
         raise InputError(f"{kind} {str(path)!r} does not exist")
     try:
