@@ -87,7 +87,7 @@ def main():
                   load_average_start=os.getloadavg()[0])
 
     # 1. accuracy of q(t) on a few starts, no stop rule
-    free = StopRules(t_max=float(ACC_TIMES[-1]), grad_tol=0.0, success_overlap=1.0, energy_tol=-1.0)
+    free = StopRules(t_max=float(ACC_TIMES[-1]), grad_tol=0.0, success_overlap=1.0, energy_tol=0.0)
     Wa = W0[:, : a.acc_replicas]
     log = (lambda *m: None) if a.json else (lambda *m: print(*m, flush=True))
     log(f"accuracy: reference flow at rtol {a.ref_rtol:g} on {a.acc_replicas} starts to t = {ACC_TIMES[-1]:g}")

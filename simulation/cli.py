@@ -13,24 +13,36 @@ import time
 
 import numpy as np
 
-from theory.errors import InputError, OneLineArgumentParser, Subcommand, dispatch, run_cli, subcommand_parser
+from theory.errors import (ConvergenceError, InputError, OneLineArgumentParser, Subcommand, dispatch, run_cli,
+                           subcommand_parser)
 from theory.io import integer_arg, load_npz, number_arg, output_path
 
 from .data import Problem, check_memory, make_problem, problem_from_arrays, random_starts, resolve_dtype, warm_start
-from .flow import PROTOCOLS, Integrator, StopRules, run_dynamics
+from .flow import (DIVERGENCE_FACTOR, PROTOCOLS, STATUS_NAMES, FlowResult, Integrator, RunInterrupted, StopRules,
+                   describe_replicas, run_dynamics)
 from .probes import FULL_SPECTRUM_MAX_N, export_measure, full_spectrum, lowest_eigenpairs, state_measure
 from .state import load_state, save_state
 from .plot import add_plot_parser, cmd_plot
-from .sweep import add_flow_options, add_sweep_parser, cmd_sweep
+from .sweep import terminate_as_interrupt, add_flow_options, add_sweep_parser, cmd_sweep
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main", "entry", "cmd_run", "cmd_hessian", "run_starts"]
+__all__ = ["SUBCOMMANDS", "build_parser", "main", "entry", "cmd_run", "cmd_hessian", "run_starts", "RUN_THREADS"]
+
+#: default BLAS threads of ``run`` (--threads), chosen by measurement: see THREADS_MEASUREMENT
+RUN_THREADS = 1
+#: the measurement behind RUN_THREADS, quoted in --help
+THREADS_MEASUREMENT = ("measured on a 2-core machine shared with other jobs, load 5-7: the README command "
+                       "cut at --t-max 1 (3330 batched gradient evaluations) took 59 s with 1 thread and 111 s "
+                       "with 2, medians of 3 alternating runs; more threads than free cores only oversubscribe")
 
 
 def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run B replicas of gradient flow (or GD) on one data set",
                        description="Run B replicas from random starts (or warm starts at overlap --q0) "
-                                   "on one data set drawn from the seed, each to its stop rule (success "
-                                   "|q|>=0.999, trapped, timeout).")
+                                   "on one data set drawn from the seed (or --data), each to its stop rule: "
+                                   "success (|q| >= 0.999 or e <= energy-tol), trapped, timeout, or diverged "
+                                   "(exit 3). Without a teacher in --data, q is unavailable and success is by "
+                                   "energy. Ctrl-C prints and saves the replicas done, the others marked "
+                                   "interrupted (exit 130).")
     r.add_argument("--n", type=integer_arg("N"), default=500, help="dimension N (default 500)")
     r.add_argument("--alpha", type=number_arg, default=6.0, help="ratio M/N (default 6)")
     r.add_argument("--replicas", type=integer_arg("replicas"), default=16, help="number of starts B (default 16)")
@@ -47,8 +59,12 @@ def _add_run(sub) -> None:
     r.add_argument("--preprocess", default=None, metavar="NAME",
                    help="T(y) of --init spectral: plain, trimmed, mondelli-montanari (default), luo-alghamdi-lu, "
                         "mondelli-montanari:D or a formula in y")
-    r.add_argument("--data", default=None, help=".npz with your own X (M,N), y (M,) and optional w_star")
-    r.add_argument("--save", default=None, help="write the final states to this .npz state file")
+    r.add_argument("--data", default=None, help=".npz with your own X (M,N), y (M,) and optional w_star "
+                                                "(without it: no overlap q, success by energy only)")
+    r.add_argument("--save", default=None, help="write the final states to this .npz state file (checked "
+                                                "before computing; .npz appended if missing)")
+    r.add_argument("--threads", type=integer_arg("threads"), default=RUN_THREADS,
+                   help=f"BLAS threads of this run (default {RUN_THREADS}; {THREADS_MEASUREMENT})")
     r.add_argument("--json", action="store_true", help="print JSON only")
 
 
@@ -85,74 +101,134 @@ def run_starts(problem: Problem, replicas: int, seed: int, q0: float | None = No
     return np.concatenate([warm_start(problem, q0, seed + b) for b in range(replicas)], axis=1).astype(problem.dtype)
 
 
+def _finite_or_none(values: np.ndarray) -> list:
+    """Floats for strict JSON: non-finite values (unavailable, diverged) become null."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
+
+
+def _cell(value: float, spec: str, width: int) -> str:
+    """A table cell: the number, or '-' right-aligned when it is not available (NaN)."""
+    return f"{value:>{width}{spec}}" if np.isfinite(value) else f"{'-':>{width}}"
+
+
+def _divergence_message(result: FlowResult, args: argparse.Namespace) -> str:
+    """One line naming the diverged replicas and what to change."""
+    which = describe_replicas(np.flatnonzero(result.status == "diverged"))
+    if args.method == "gd":
+        return (f"{which} diverged (energy above {DIVERGENCE_FACTOR:g}x its start, or not finite): projected GD "
+                f"with --lr {args.lr:g} is unstable here; lower --lr")
+    return (f"{which} diverged (energy, gradient or state not finite, or the flow too stiff to integrate): "
+            "check the scale of the data (the predictions <x_m, W> should be O(1))")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    args.save = str(output_path(args.save, "--save", ".npz")) if args.save else None  # checked before computing
-    if not args.data:
-        check_memory(args.n, args.alpha, args.replicas, args.dtype)
+    """Run ``python -m simulation run``: print (or --json) a table, save with --save.
+
+    Exit 0 when every replica stopped by a rule; 3 (ConvergenceError, one line naming the
+    replicas) when some diverged, after printing and saving; 130 on Ctrl-C or SIGTERM, after
+    printing and saving the replicas done (the others "interrupted"). The output path and
+    the memory are checked before anything is computed.
+    """
     dtype = resolve_dtype(args.dtype)
     stop = StopRules(t_max=args.t_max, success_overlap=args.success_overlap, energy_tol=args.energy_tol,
                      grad_tol=args.grad_tol)
     integ = Integrator(method=args.method, rtol=args.rtol, atol=args.atol, lr=args.lr, max_stages=args.max_stages)
+    if args.threads < 1:
+        raise InputError(f"threads must be >= 1, got {args.threads}")
     if args.q0 is not None and args.protocol == "orthogonal":
         raise InputError("--q0 and --protocol orthogonal exclude each other (the orthogonal flow has q = 0)")
     if args.init == "spectral" and args.q0 is not None:
         raise InputError("--init spectral and --q0 exclude each other (two different starts)")
     if args.preprocess is not None and args.init != "spectral":
         raise InputError("--preprocess needs --init spectral")
+    save = None if args.save is None else str(output_path(args.save, "--save", ".npz"))
+    if not args.data:
+        check_memory(args.n, args.alpha, args.replicas, args.dtype)
     if args.data:
         problem = _load_data(args.data).astype(dtype)
     else:
         problem = make_problem(args.n, args.alpha, args.seed, dtype)
-    start = None
-    if args.init == "spectral":
-        from .spectral_start import spectral_start
+    teacher = problem.w_star is not None
+    if not teacher and args.protocol == "orthogonal":
+        raise InputError("--protocol orthogonal needs the teacher W*: the data file has no w_star")
+    from threadpoolctl import threadpool_limits
 
-        start = spectral_start(problem, args.preprocess or "mondelli-montanari", args.replicas, seed=args.seed)
-        W0 = start.W0
-    else:
-        W0 = run_starts(problem, args.replicas, args.seed, args.q0)
-    times = None if args.time_grid == "log" else np.array([0.0])
-    result = run_dynamics(problem, W0, stop, integ, args.loss, times=times, progress=not args.json,
-                          protocol=args.protocol)
-    if args.save:
-        save_state(args.save, problem, result, loss=args.loss, W0=W0)
-    counts = {k: int(np.sum(result.status == k)) for k in ("success", "trapped", "timeout")}
+    start, interrupted = None, False
+    with threadpool_limits(limits=args.threads), terminate_as_interrupt():
+        if args.init == "spectral":
+            from .spectral_start import spectral_start
+
+            start = spectral_start(problem, args.preprocess or "mondelli-montanari", args.replicas, seed=args.seed)
+            W0 = start.W0
+        else:
+            W0 = run_starts(problem, args.replicas, args.seed, args.q0)
+        times = None if args.time_grid == "log" else np.array([0.0])
+        try:
+            result = run_dynamics(problem, W0, stop, integ, args.loss, times=times, progress=not args.json,
+                                  protocol=args.protocol)
+        except RunInterrupted as exc:  # Ctrl-C or SIGTERM: report and save what is done
+            result, interrupted = exc.result, True
+    if save:
+        save_state(save, problem, result, loss=args.loss, W0=W0)
+    _report_run(args, problem, result, start, save, teacher, interrupted, dtype, integ)
+    if interrupted:
+        raise KeyboardInterrupt  # theory.errors.run_cli: one line, exit 130
+    if np.any(result.status == "diverged"):
+        raise ConvergenceError(_divergence_message(result, args), result)
+    return 0
+
+
+def _report_run(args, problem, result, start, save, teacher, interrupted, dtype, integ) -> None:
+    """The JSON or the table of ``run``."""
+    names = [n for n in STATUS_NAMES.values() if n != "running"]
+    counts = {k: int(np.sum(result.status == k)) for k in names}
+    no_teacher = (f"no teacher W* in {args.data}: the overlap q and success by overlap are unavailable; "
+                  f"success means e/N <= energy-tol = {args.energy_tol:g}")
     out = dict(
         n=problem.n, alpha=problem.alpha, m=problem.m, replicas=args.replicas, seed=args.seed,
         method=args.method, protocol=args.protocol, q0=args.q0, dtype=dtype.name, loss=args.loss,
-        t_max=args.t_max,
+        t_max=args.t_max, threads=args.threads, teacher=teacher, interrupted=interrupted,
+        unavailable={} if teacher else {"final_overlap": no_teacher, "success_by_overlap": no_teacher},
         success_fraction=result.success_fraction, counts=counts,
-        status=result.status.tolist(), final_overlap=result.q.tolist(), final_energy=result.energy.tolist(),
-        final_grad_norm=result.grad_norm.tolist(), stop_time=result.stop_time.tolist(),
+        status=result.status.tolist(), final_overlap=_finite_or_none(result.q),
+        final_energy=_finite_or_none(result.energy), final_grad_norm=_finite_or_none(result.grad_norm),
+        stop_time=_finite_or_none(result.stop_time),
         gradient_evaluations=result.gradient_evaluations, steps=result.steps,
-        wall_seconds=round(result.wall_seconds, 3), saved=args.save, init=args.init,
+        wall_seconds=round(result.wall_seconds, 3), saved=save, init=args.init,
         preprocess=None if start is None else start.preprocess,
         start_overlap=None if start is None or not np.isfinite(start.q0) else start.q0,
         start_eigenvalue=None if start is None else start.top_eigenvalue,
         lanczos_products=None if start is None else start.iterations,
     )
     if args.json:
-        print(json.dumps(out))
-        return 0
+        print(json.dumps(out, allow_nan=False))
+        return
     rtol = integ.tolerances(dtype)[0]
     how = f"adaptive RKC, rtol={rtol:g}" if args.method == "flow" else f"projected GD, lr={args.lr:g}"
     print(f"gradient {'flow' if args.method == 'flow' else 'descent'} on the sphere: N={problem.n} "
           f"alpha={problem.alpha:g} (M={problem.m}) replicas={args.replicas} seed={args.seed} "
-          f"[{how}, {dtype.name}]"
+          f"[{how}, {dtype.name}, {args.threads} BLAS thread{'s' if args.threads != 1 else ''}]"
           + (" orthogonal to W*" if args.protocol == "orthogonal" else "")
           + (f", warm starts q0={args.q0:g}" if args.q0 is not None else ""))
-    print(f"{'replica':>7}  {'status':<8} {'stop time':>10} {'energy/N':>11} {'overlap q':>10} {'|grad|':>9}")
+    if not teacher:
+        print(no_teacher)
+    print(f"{'replica':>7}  {'status':<11} {'stop time':>10} {'energy/N':>11} {'overlap q':>10} {'|grad|':>9}")
     for b in range(args.replicas):
-        print(f"{b:>7}  {result.status[b]:<8} {result.stop_time[b]:>10.3g} {result.energy[b]:>11.4g} "
-              f"{result.q[b]:>10.4f} {result.grad_norm[b]:>9.2e}")
-    print(f"success fraction {result.success_fraction:.3f}  ({counts['success']} success, "
-          f"{counts['trapped']} trapped, {counts['timeout']} timeout)")
+        print(f"{b:>7}  {result.status[b]:<11} {_cell(result.stop_time[b], '.3g', 10)} "
+              f"{_cell(result.energy[b], '.4g', 11)} {_cell(result.q[b], '.4f', 10)} "
+              f"{_cell(result.grad_norm[b], '.2e', 9)}")
+    print(f"success fraction {result.success_fraction:.3f}  ("
+          + ", ".join(f"{counts[k]} {k}" for k in names if counts[k] or k in ("success", "trapped", "timeout"))
+          + ")")
     print(f"wall {result.wall_seconds:.1f} s, {result.gradient_evaluations} batched gradient evaluations, "
-          f"{result.steps} steps" + (f"; states saved to {args.save}" if args.save else ""))
+          f"{result.steps} steps" + (f"; states saved to {save}" if save else ""))
     if start is not None:
-        print(f"spectral start ({start.preprocess}): q0 = {start.q0:.4f}, top eigenvalue {start.top_eigenvalue:.6g}, "
+        q0 = f"{start.q0:.4f}" if np.isfinite(start.q0) else "- (no teacher)"
+        print(f"spectral start ({start.preprocess}): q0 = {q0}, top eigenvalue {start.top_eigenvalue:.6g}, "
               f"{start.iterations} Lanczos products; the {args.replicas} replica(s) share this start")
-    return 0
+    if interrupted:
+        print(f"interrupted: {counts['interrupted']} replica(s) still running were stopped (status interrupted)"
+              + (f"; saved to {save}" if save else ""))
 
 
 def cmd_hessian(args: argparse.Namespace) -> int:

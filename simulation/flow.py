@@ -12,7 +12,17 @@ stage is one matrix-matrix product. After every step the states are put back on 
 sphere (|W|^2 = N to rounding).
 
 Stop rules, per replica: success when |q| >= success_overlap or e <= energy_tol;
-trapped when the rms Riemannian gradient |g|/sqrt(N) <= grad_tol; timeout at t_max.
+trapped when the rms Riemannian gradient |g|/sqrt(N) <= grad_tol; timeout at t_max;
+diverged when the energy, the gradient or the state is not finite, or the energy exceeds
+DIVERGENCE_FACTOR times its start value (the flow never raises the energy, and projected
+GD with a small enough learning rate does not either), or when the flow is so stiff that
+it would need more than MAX_STEPS steps (badly scaled data). Without the teacher (user data
+without W*) q is NaN and only the energy, gradient and time rules apply.
+
+Bad starts (not finite, zero norm) raise InputError; a replica that becomes non-finite
+stops as "diverged" while the others go on, so the dynamics always ends. Ctrl-C raises
+:class:`RunInterrupted`, a KeyboardInterrupt carrying the result so far (the running
+replicas marked "interrupted").
 
 Protocols (simulation.protocols): ``free``, the flow above; ``orthogonal``, the same flow
 restricted exactly to the sphere of W orthogonal to W* (q = 0), run on the reduced problem
@@ -21,6 +31,7 @@ of dimension N-1 and lifted back.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -33,12 +44,28 @@ from .data import Problem
 from .landscape import LandscapePoint, evaluate, hessian_vector_product, project_sphere, teacher_overlap
 from .protocols import PROTOCOLS, OrthogonalComplement, check_protocol
 
-__all__ = ["StopRules", "Integrator", "Trajectory", "FlowResult", "run_dynamics", "log_time_grid",
-           "PROTOCOLS", "STATUS_NAMES"]
+__all__ = ["StopRules", "Integrator", "Trajectory", "FlowResult", "RunInterrupted", "run_dynamics",
+           "log_time_grid", "describe_replicas", "PROTOCOLS", "STATUS_NAMES", "DIVERGENCE_FACTOR"]
 
-STATUS_RUNNING, STATUS_SUCCESS, STATUS_TRAPPED, STATUS_TIMEOUT = 0, 1, 2, 3
+STATUS_RUNNING, STATUS_SUCCESS, STATUS_TRAPPED, STATUS_TIMEOUT, STATUS_DIVERGED, STATUS_INTERRUPTED = range(6)
 STATUS_NAMES = {STATUS_RUNNING: "running", STATUS_SUCCESS: "success",
-                STATUS_TRAPPED: "trapped", STATUS_TIMEOUT: "timeout"}
+                STATUS_TRAPPED: "trapped", STATUS_TIMEOUT: "timeout",
+                STATUS_DIVERGED: "diverged", STATUS_INTERRUPTED: "interrupted"}
+
+#: a replica whose energy exceeds this factor times its start energy has diverged. GD with
+#: --lr 1 at N = 100, alpha = 6 raises e/N from 12.7 to 26.7 in one step and then plateaus
+#: near 6x (a factor 10 would miss it); the flow and stable GD only lower the energy.
+DIVERGENCE_FACTOR = 2.0
+
+#: consecutive RKC steps whose trial state is not finite (each one shrinking the step ten
+#: times) after which a replica is declared diverged instead of retried
+NONFINITE_RETRIES = 30
+
+#: a replica whose remaining time t_max - t needs more than this many RKC steps of the
+#: largest stable size (max_stages stages, spectral radius rho) is declared diverged: the
+#: data are so badly scaled (X times 1e10 gives rho ~ 1e40) that the flow would crawl
+#: forever. Well-scaled runs need tens to thousands of steps (rho ~ 1e2-1e3).
+MAX_STEPS = 1e7
 
 
 @dataclass(frozen=True)
@@ -48,13 +75,15 @@ class StopRules:
     Attributes
     ----------
     t_max : float
-        Timeout.
+        Timeout, finite and > 0.
     success_overlap : float
-        Success when |q| >= success_overlap ...
+        Success when |q| >= success_overlap, in (0, 1] ...
     energy_tol : float
-        ... or when e = L/N <= energy_tol.
+        ... or when e = L/N <= energy_tol (>= 0).
     grad_tol : float or None
-        Trapped when |g|/sqrt(N) <= grad_tol (None: 1e-8 in float64, 1e-4 in float32).
+        Trapped when |g|/sqrt(N) <= grad_tol (>= 0; None: 1e-8 in float64, 1e-4 in float32).
+
+    Out-of-range values raise InputError (one line), for ``run`` and ``sweep`` alike.
     """
 
     t_max: float = 2000.0
@@ -63,10 +92,14 @@ class StopRules:
     grad_tol: float | None = None
 
     def __post_init__(self):
-        if not (self.t_max > 0):
-            raise InputError(f"t_max must be > 0, got {self.t_max!r}")
+        if not (0 < self.t_max < np.inf):
+            raise InputError(f"t_max must be a finite number > 0, got {self.t_max!r}")
         if not (0 < self.success_overlap <= 1):
             raise InputError(f"success_overlap must be in (0, 1], got {self.success_overlap!r}")
+        if not (0 <= self.energy_tol < np.inf):
+            raise InputError(f"energy_tol must be a finite number >= 0, got {self.energy_tol!r}")
+        if self.grad_tol is not None and not (0 <= self.grad_tol < np.inf):
+            raise InputError(f"grad_tol must be a finite number >= 0, got {self.grad_tol!r}")
 
     def gradient_tolerance(self, dtype: np.dtype | str) -> float:
         """grad_tol, or its default for ``dtype``."""
@@ -89,9 +122,11 @@ class Integrator:
         Local error tolerances of the flow, per component of W (components are O(1)).
         None: 1e-6 / 1e-8 in float64, 1e-4 / 1e-5 in float32.
     lr : float
-        Learning rate of "gd".
+        Learning rate of "gd" (finite, > 0).
     max_stages : int
-        Largest RKC stage count (bounds round-off growth).
+        Largest RKC stage count (bounds round-off growth), >= 2.
+
+    Out-of-range values raise InputError (one line), for ``run`` and ``sweep`` alike.
     """
 
     method: str = "flow"
@@ -103,8 +138,10 @@ class Integrator:
     def __post_init__(self):
         if self.method not in ("flow", "gd"):
             raise InputError(f"unknown method {self.method!r}; use 'flow' or 'gd'")
-        if self.method == "gd" and not (self.lr > 0):
-            raise InputError(f"learning rate must be > 0, got {self.lr!r}")
+        if not (0 < self.lr < np.inf):
+            raise InputError(f"learning rate must be a finite number > 0, got {self.lr!r}")
+        if not (isinstance(self.max_stages, (int, np.integer)) and self.max_stages >= 2):
+            raise InputError(f"max_stages must be an integer >= 2, got {self.max_stages!r}")
         for name in ("rtol", "atol"):
             v = getattr(self, name)
             if v is not None and not (0 < v < 1):
@@ -145,8 +182,9 @@ class FlowResult:
     Attributes
     ----------
     W : (N, B) final states on the sphere (float64 under the orthogonal protocol)
-    status : (B,) array of str, "success" | "trapped" | "timeout", each replica's own
-    stop_time, energy, q, mu, grad_norm : (B,) at the final states
+    status : (B,) array of str, "success" | "trapped" | "timeout" | "diverged", each
+        replica's own ("interrupted" in the result of :class:`RunInterrupted`)
+    stop_time, energy, q, mu, grad_norm : (B,) at the final states (q NaN without the teacher)
     trajectory : Trajectory
     gradient_evaluations : int
         Matrix-matrix gradient evaluations (each covers all active replicas).
@@ -178,6 +216,16 @@ class FlowResult:
     @property
     def success_fraction(self) -> float:
         return float(np.mean(self.status == "success"))
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_dynamics`: ``result`` is the FlowResult so far, the replicas
+    that had stopped with their status, the others "interrupted" at their last accepted
+    state (stop_time is the time reached)."""
+
+    def __init__(self, result: FlowResult):
+        super().__init__("interrupted")
+        self.result = result
 
 
 @lru_cache(maxsize=None)
@@ -243,6 +291,7 @@ def spectral_radius(problem: Problem, W: np.ndarray, point: LandscapePoint, loss
         HV = hessian_vector_product(problem, W, V, loss, point)
         lam = np.linalg.norm(HV, axis=0)
         V = HV
+    lam = np.where(np.isfinite(lam), lam, 0.0)  # a non-finite replica stops as diverged
     return 1.2 * lam + 1.0, V
 
 
@@ -291,42 +340,81 @@ def run_dynamics(
     Parameters
     ----------
     problem : Problem
-        The shared data set (its dtype sets the arithmetic precision).
-    W0 : (N, B) starts (rescaled to the sphere).
+        The shared data set (its dtype sets the arithmetic precision). Without the teacher
+        (``problem.w_star`` None) q is NaN and success is by energy only.
+    W0 : (N, B) starts (rescaled to the sphere); every column finite and nonzero.
     stop, integrator : StopRules, Integrator
     loss : loss name or Loss (default quartic)
     times : grid of recording times (default ``log_time_grid(stop.t_max)``)
     progress : show a tqdm bar on stderr (only if the run lasts more than ~2 s)
     protocol : {"free", "orthogonal"}
-        "orthogonal": the flow restricted to W orthogonal to W*, see :func:`_run_orthogonal`.
+        "orthogonal": the flow restricted to W orthogonal to W* (needs the teacher), see
+        :func:`_run_orthogonal`.
 
     Returns
     -------
     FlowResult
+        A replica whose energy, gradient or state becomes non-finite, or whose energy
+        exceeds DIVERGENCE_FACTOR times its start energy, has status "diverged"; the
+        others run on, so the call always ends.
+
+    Raises
+    ------
+    InputError
+        Bad shape, or a start that is not finite or has zero norm (naming the replicas).
+    RunInterrupted
+        On Ctrl-C, with the result so far.
     """
     check_protocol(protocol)
     loss = get_loss(loss)
     W0 = np.asarray(W0)
     if W0.ndim != 2 or W0.shape[0] != problem.n:
         raise InputError(f"starts must have shape (N={problem.n}, B), got {W0.shape}")
-    if problem.w_star is None:
-        raise InputError("the dynamics needs the teacher W* to evaluate the stop rule on q")
-    if protocol == "orthogonal":
-        return _run_orthogonal(problem, W0, stop, integrator, loss, times, progress)
-    times = log_time_grid(stop.t_max) if times is None else np.sort(np.asarray(times, float))
-    times = times[times <= stop.t_max]
-    dtype = problem.dtype
-    W = project_sphere(W0.astype(dtype, copy=True))
-    if integrator.method == "flow":
-        return _run_rkc(problem, W, stop, integrator, loss, times, progress)
-    return _run_gd(problem, W, stop, integrator, loss, times, progress)
+    _check_starts(W0.astype(problem.dtype))
+    # overflow and 0/0 are detected (status "diverged"), not warned about at every step
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if protocol == "orthogonal":
+            return _run_orthogonal(problem, W0, stop, integrator, loss, times, progress)
+        times = log_time_grid(stop.t_max) if times is None else np.sort(np.asarray(times, float))
+        times = times[times <= stop.t_max]
+        dtype = problem.dtype
+        W = project_sphere(W0.astype(dtype, copy=True))
+        if integrator.method == "flow":
+            return _run_rkc(problem, W, stop, integrator, loss, times, progress)
+        return _run_gd(problem, W, stop, integrator, loss, times, progress)
 
 
-def _stop_status(point: LandscapePoint, q, t, stop: StopRules, grad_tol: float) -> np.ndarray:
+def describe_replicas(indices: Sequence[int] | np.ndarray) -> str:
+    """'replica 3' or 'replicas 0, 2, 5' (at most 10 listed) for messages."""
+    indices = [int(b) for b in np.asarray(indices).ravel()]
+    shown = ", ".join(map(str, indices[:10])) + (f", ... ({len(indices)} in all)" if len(indices) > 10 else "")
+    return f"replica{'s' if len(indices) != 1 else ''} {shown}"
+
+
+def _check_starts(W0: np.ndarray) -> None:
+    """InputError naming the replicas whose start is not finite or cannot be put on the sphere."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.all(np.isfinite(W0), axis=0)
+        if not finite.all():
+            raise InputError(f"the start of {describe_replicas(np.flatnonzero(~finite))} is not finite")
+        norm = np.linalg.norm(W0, axis=0)
+    bad = ~((norm > 0) & np.isfinite(norm))
+    if bad.any():
+        raise InputError(f"the start of {describe_replicas(np.flatnonzero(bad))} has zero norm (or one too "
+                         "large for its dtype): it cannot be put on the sphere")
+
+
+def _stop_status(point: LandscapePoint, q, timed_out, stop: StopRules, grad_tol: float, e0,
+                 stuck=False) -> np.ndarray:
+    """Status codes of the replicas at ``point``; success beats the energy-growth rule,
+    a non-finite point (or ``stuck``: a step that cannot be made) beats everything."""
     status = np.full(q.shape, STATUS_RUNNING)
-    status[t >= stop.t_max * (1 - 1e-12)] = STATUS_TIMEOUT
+    status[timed_out] = STATUS_TIMEOUT
     status[point.grad_norm <= grad_tol] = STATUS_TRAPPED
+    status[point.energy > DIVERGENCE_FACTOR * e0] = STATUS_DIVERGED
     status[(np.abs(q) >= stop.success_overlap) | (point.energy <= stop.energy_tol)] = STATUS_SUCCESS
+    finite = np.isfinite(point.energy) & np.isfinite(point.grad_norm) & np.isfinite(point.mu)
+    status[~finite | stuck] = STATUS_DIVERGED
     return status
 
 
@@ -360,6 +448,18 @@ def _result(finals: _Finals, rec: _Recorder, n_eval, steps, rejected, t0, method
                       rec.trajectory(), n_eval, steps, rejected, time.perf_counter() - t0, method, extra)
 
 
+def _interrupted(finals: _Finals, snapshot, result) -> RunInterrupted:
+    """The RunInterrupted of a loop stopped by Ctrl-C: the replicas still running in
+    ``snapshot`` = (idx, W, t, point, q), the loop's last consistent state, are stored as
+    "interrupted"; ``result()`` builds the FlowResult."""
+    idx, W, t, point, q = snapshot
+    running = finals.status[idx] == STATUS_RUNNING
+    if running.any():
+        finals.store(idx[running], W[:, running], STATUS_INTERRUPTED, t[running], _subset(point, running),
+                     q[running])
+    return RunInterrupted(result())
+
+
 def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
     t_start = time.perf_counter()
     B = W.shape[1]
@@ -371,76 +471,93 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
     idx = np.arange(B)  # replicas still running; W, F, t, h below are restricted to them
     t = np.zeros(B)
     point = evaluate(problem, W, loss)
-    q = problem.w_star @ W / problem.n
+    e0 = point.energy  # start energies of all B replicas (the growth rule)
+    q = teacher_overlap(problem, W)
     n_eval, steps, rejected = 1, 0, 0
     rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=True)
     rho, V_power = spectral_radius(problem, W, point, loss)
     n_eval += 8
     h = np.full(B, min(1e-3, 1.0 / rho.max()))
+    failures = np.zeros(B, dtype=int)  # consecutive steps whose trial state was not finite
     since_rho = 0
     step_log = []  # (earliest active time, median step, stages, active replicas) per step
 
-    while idx.size:
-        status = _stop_status(point, q, t, stop, grad_tol)
-        done = status != STATUS_RUNNING
-        if done.any():
-            finals.store(idx[done], W[:, done], status[done], t[done],
-                         _subset(point, done), q[done])
-            keep = ~done
-            idx, W, t, h, q, rho, V_power = idx[keep], W[:, keep], t[keep], h[keep], q[keep], rho[keep], V_power[:, keep]
-            point = _subset(point, keep)
-            if bar is not None:
-                bar.update(int(done.sum()))
-            if not idx.size:
-                break
-        if since_rho >= 25:
-            rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4)
-            n_eval += 4
-            since_rho = 0
+    def result():
+        return _result(finals, rec, n_eval, steps, rejected, t_start, "flow",
+                       step_log=np.array(step_log).reshape(-1, 4))
 
-        # step, truncated to land on the next recording time and on t_max
-        t_target = np.minimum(rec.next_time(idx), stop.t_max)
-        h_step = np.minimum(h, t_target - t)
-        s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
-        h_step = np.minimum(h_step, rkc_max_step(s, rho))
-        # stages in the problem's precision (float64 coefficients would upcast float32)
-        mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
-        hs = h_step.astype(problem.dtype)
-        F0 = -point.rgrad
-        Y_jm2 = W
-        Y_jm1 = W + (mut_c[1] * hs) * F0
-        for j in range(2, s + 1):
-            F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
-            Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
-                   + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
-            Y_jm2, Y_jm1 = Y_jm1, Y_j
-        W_new = project_sphere(Y_jm1)
-        new_point = evaluate(problem, W_new, loss)
-        n_eval += s
-        steps += 1
-        since_rho += 1
-        step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
+    snapshot = (idx, W, t, point, q)
+    try:
+        while idx.size:
+            snapshot = (idx, W, t, point, q)
+            stuck = ((failures >= NONFINITE_RETRIES) | ~(t + h > t)  # the step underflowed or is NaN
+                     | (stop.t_max - t > MAX_STEPS * rkc_max_step(integrator.max_stages, rho)))
+            status = _stop_status(point, q, t >= stop.t_max * (1 - 1e-12), stop, grad_tol, e0[idx], stuck)
+            done = status != STATUS_RUNNING
+            if done.any():
+                finals.store(idx[done], W[:, done], status[done], t[done],
+                             _subset(point, done), q[done])
+                keep = ~done
+                idx, W, t, h, q, rho, V_power = idx[keep], W[:, keep], t[keep], h[keep], q[keep], rho[keep], V_power[:, keep]
+                failures = failures[keep]
+                point = _subset(point, keep)
+                if bar is not None:
+                    bar.update(int(done.sum()))
+                if not idx.size:
+                    break
+            if since_rho >= 25:
+                rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4)
+                n_eval += 4
+                since_rho = 0
 
-        est = 0.8 * (W - W_new) + 0.4 * h_step * (F0 - new_point.rgrad)
-        scale = atol + rtol * np.maximum(np.abs(W), np.abs(W_new))
-        err = np.sqrt(np.mean((est / scale) ** 2, axis=0))
-        accept = err <= 1.0
-        rejected += int((~accept).sum())
-        fac = np.clip(0.8 * np.maximum(err, 1e-10) ** (-1.0 / 3.0), 0.1, 5.0)
-        truncated = h_step < h
-        h = np.where(accept & truncated, np.maximum(h, h_step * fac), h_step * fac)
+            # step, truncated to land on the next recording time and on t_max
+            t_target = np.minimum(rec.next_time(idx), stop.t_max)
+            h_step = np.minimum(h, t_target - t)
+            s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
+            h_step = np.minimum(h_step, rkc_max_step(s, rho))
+            # stages in the problem's precision (float64 coefficients would upcast float32)
+            mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
+            hs = h_step.astype(problem.dtype)
+            F0 = -point.rgrad
+            Y_jm2 = W
+            Y_jm1 = W + (mut_c[1] * hs) * F0
+            for j in range(2, s + 1):
+                F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
+                Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
+                       + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
+                Y_jm2, Y_jm1 = Y_jm1, Y_j
+            W_new = project_sphere(Y_jm1)
+            new_point = evaluate(problem, W_new, loss)
+            n_eval += s
+            steps += 1
+            since_rho += 1
+            step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
 
-        W = np.where(accept, W_new, W)
-        t = np.where(accept, t + h_step, t)
-        point = _merge(point, new_point, accept)
-        q = problem.w_star @ W / problem.n
-        if accept.any():
-            a = np.flatnonzero(accept)
-            rec.record(idx[a], t[a], point.energy[a], q[a], point.mu[a], point.grad_norm[a], exact=True)
-    if bar is not None:
-        bar.close()
-    return _result(finals, rec, n_eval, steps, rejected, t_start, "flow",
-                   step_log=np.array(step_log).reshape(-1, 4))
+            est = 0.8 * (W - W_new) + 0.4 * h_step * (F0 - new_point.rgrad)
+            scale = atol + rtol * np.maximum(np.abs(W), np.abs(W_new))
+            err = np.sqrt(np.mean((est / scale) ** 2, axis=0))
+            finite = np.isfinite(err)  # a non-finite trial state: rejected, the step cut tenfold
+            err = np.where(finite, err, np.inf)
+            failures = np.where(finite, 0, failures + 1)
+            accept = err <= 1.0
+            rejected += int((~accept).sum())
+            fac = np.clip(0.8 * np.maximum(err, 1e-10) ** (-1.0 / 3.0), 0.1, 5.0)
+            truncated = h_step < h
+            h = np.where(accept & truncated, np.maximum(h, h_step * fac), h_step * fac)
+
+            W = np.where(accept, W_new, W)
+            t = np.where(accept, t + h_step, t)
+            point = _merge(point, new_point, accept)
+            q = teacher_overlap(problem, W)
+            if accept.any():
+                a = np.flatnonzero(accept)
+                rec.record(idx[a], t[a], point.energy[a], q[a], point.mu[a], point.grad_norm[a], exact=True)
+    except KeyboardInterrupt:
+        raise _interrupted(finals, snapshot, result) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return result()
 
 
 def _subset(point: LandscapePoint, mask) -> LandscapePoint:
@@ -466,29 +583,37 @@ def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
     idx = np.arange(B)
     k = 0
     point = evaluate(problem, W, loss)
+    e0 = point.energy  # start energies of all B replicas (the growth rule)
     n_eval = 1
-    while True:
-        t = np.full(idx.size, k * lr)
-        q = problem.w_star @ W / problem.n
-        rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=False)
-        status = _stop_status(point, q, t, stop, grad_tol)
-        if not np.all(np.isfinite(point.energy)):
-            raise InputError(f"gradient descent diverged at step {k}: learning rate {lr} is too large")
-        done = status != STATUS_RUNNING
-        if done.any():
-            finals.store(idx[done], W[:, done], status[done], t[done], _subset(point, done), q[done])
-            idx, W = idx[~done], W[:, ~done]
-            point = _subset(point, ~done)
-            if bar is not None:
-                bar.update(int(done.sum()))
-        if not idx.size:
-            break
-        W = project_sphere(W - W.dtype.type(lr) * point.grad)
-        point = evaluate(problem, W, loss)
-        n_eval += 1
-        k += 1
-    if bar is not None:
-        bar.close()
+    snapshot = (idx, W, np.zeros(B), point, teacher_overlap(problem, W))
+    try:
+        while True:
+            # time k lr, never past t_max (k lr can exceed it by rounding)
+            t = np.full(idx.size, min(k * lr, stop.t_max))
+            q = teacher_overlap(problem, W)
+            snapshot = (idx, W, t, point, q)
+            rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=False)
+            # timeout at the last step whose time stays within t_max
+            timed_out = np.full(idx.size, (k + 1) * lr > stop.t_max * (1 + 1e-12))
+            status = _stop_status(point, q, timed_out, stop, grad_tol, e0[idx])
+            done = status != STATUS_RUNNING
+            if done.any():
+                finals.store(idx[done], W[:, done], status[done], t[done], _subset(point, done), q[done])
+                idx, W = idx[~done], W[:, ~done]
+                point = _subset(point, ~done)
+                if bar is not None:
+                    bar.update(int(done.sum()))
+            if not idx.size:
+                break
+            W = project_sphere(W - W.dtype.type(lr) * point.grad)
+            point = evaluate(problem, W, loss)
+            n_eval += 1
+            k += 1
+    except KeyboardInterrupt:
+        raise _interrupted(finals, snapshot, lambda: _result(finals, rec, n_eval, k, 0, t_start, "gd")) from None
+    finally:
+        if bar is not None:
+            bar.close()
     return _result(finals, rec, n_eval, k, 0, t_start, "gd")
 
 
@@ -503,11 +628,25 @@ def _run_orthogonal(problem, W0, stop, integrator, loss, times, progress) -> Flo
     problem: equal up to the factor N/(N-1)); the full |g|/sqrt(N) in
     ``extra["full_grad_norm"]``. Times are the reduced flow's (t'' = t (N-1)/N of the
     projected flow); the trajectory's energy, mu and grad_norm are rescaled to the
-    original problem and its q is 0 wherever recorded.
+    original problem and its q is 0 wherever recorded. A start parallel to W* (no
+    component in the complement) is an InputError.
     """
     comp = OrthogonalComplement.of(problem)
-    reduced = run_dynamics(comp.problem, comp.reduce(W0), replace(stop, success_overlap=1.0), integrator,
-                           loss, times, progress)
+    W0r = comp.reduce(W0)
+    parallel = ~np.all(np.isfinite(W0r), axis=0)
+    if parallel.any():
+        raise InputError(f"the start of {describe_replicas(np.flatnonzero(parallel))} is parallel to W*: "
+                         "it has no component orthogonal to the teacher")
+    try:
+        reduced = run_dynamics(comp.problem, W0r, replace(stop, success_overlap=1.0), integrator,
+                               loss, times, progress)
+    except RunInterrupted as exc:
+        raise RunInterrupted(_lift(problem, comp, exc.result, loss)) from None
+    return _lift(problem, comp, reduced, loss)
+
+
+def _lift(problem: Problem, comp: OrthogonalComplement, reduced: FlowResult, loss: Loss) -> FlowResult:
+    """The result of the reduced orthogonal flow on the original problem (see _run_orthogonal)."""
     W = comp.lift(reduced.W)
     final = evaluate(problem.astype("float64"), W, loss)
     n = problem.n

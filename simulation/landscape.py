@@ -114,9 +114,10 @@ def hessian_vector_product(
 
 
 def teacher_overlap(problem: Problem, W: np.ndarray) -> np.ndarray:
-    """q = <W, W*> / N per column (NaN-free: raises if the teacher is unknown)."""
+    """q = <W, W*> / N per column (B,); NaN for every column when the teacher is unknown
+    (user data without W*), so that stop rules and reports on q simply do not apply."""
     if problem.w_star is None:
-        raise ValueError("the overlap needs the teacher W*")
+        return np.full(W.shape[1:], np.nan)
     return problem.w_star @ W / W.shape[0]
 
 

@@ -45,7 +45,7 @@ def save_state(path: str | os.PathLike, problem: Problem, result: FlowResult, lo
     arrays = dict(
         format_version=np.int64(FORMAT_VERSION), n=np.int64(problem.n), m=np.int64(problem.m),
         alpha=np.float64(problem.alpha), dtype=np.str_(problem.dtype.name), loss=np.str_(loss),
-        method=np.str_(result.method), protocol=np.str_(result.protocol), W=result.W, status=result.status.astype("U8"),
+        method=np.str_(result.method), protocol=np.str_(result.protocol), W=result.W, status=result.status.astype(str),
         stop_time=result.stop_time, energy=result.energy, q=result.q, mu=result.mu,
         grad_norm=result.grad_norm, traj_t=tr.t, traj_energy=tr.energy, traj_q=tr.q, traj_mu=tr.mu,
         traj_grad_norm=tr.grad_norm, y=problem.y,

@@ -14,7 +14,7 @@ flow's own default, and records them in the file's attrs.
 
 Storage (netCDF4 through h5netcdf, one file): an ``xarray.Dataset`` with dims
 (alpha, n, start), variables ``success``, ``final_energy``, ``final_overlap``,
-``final_grad_norm``, ``stop_time``, ``status`` ("success" | "trapped" | "timeout" |
+``final_grad_norm``, ``stop_time``, ``status`` ("success" | "trapped" | "timeout" | "diverged" |
 "error" | "pending"), ``message`` (why a start is an "error": the exception raised by the
 flow, e.g. a ConvergenceError; "" otherwise), ``wall_seconds`` (cost of each start: metadata,
 not reproducible) and ``cell_seed``, coordinate ``m``
@@ -73,7 +73,7 @@ __all__ = ["SweepConfig", "Chunk", "StartResult", "parse_alpha_grid", "cell_seed
            "done_mask", "decided_mask", "store_chunk", "success_fraction", "sweep_lock",
            "SweepReport", "FORMAT", "FORMATS", "PENDING", "ERROR", "STATUSES", "TIME_GRIDS",
            "add_sweep_parser", "add_flow_options", "config_from_args", "cmd_sweep", "LEGACY_ATTRS",
-           "START_FAILURES"]
+           "START_FAILURES", "terminate_as_interrupt"]
 
 FORMAT = "phaseflow-sweep-2"
 #: Formats :func:`read_sweep` opens; format 1 lacks the message variable and the attrs of
@@ -82,7 +82,7 @@ FORMATS = ("phaseflow-sweep-1", FORMAT)
 PENDING = "pending"
 ERROR = "error"
 #: Statuses of a start: the flow's three stop rules, an exception in the flow, not run yet.
-STATUSES = ("success", "trapped", "timeout", ERROR, PENDING)
+STATUSES = ("success", "trapped", "timeout", "diverged", ERROR, PENDING)
 #: Recording grids: "log" = log_time_grid(t_max), as ``python -m simulation run`` (the
 #: adaptive flow shortens its steps to land on each recording time); "none" = only t = 0
 #: (steps never shortened; the protocol of the finite-N study).
@@ -883,15 +883,15 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
                        atol=args.atol, max_stages=args.max_stages, time_grid=args.time_grid, seeds=seeds)
 
 
-#: set by the SIGTERM handler of :func:`_terminate_as_interrupt`; :func:`_execute` checks it
+#: set by the SIGTERM handler of :func:`terminate_as_interrupt`; :func:`_execute` checks it
 #: after each chunk, because the handler's KeyboardInterrupt is lost when the signal lands
 #: while Python runs a weakref callback or finaliser (Python prints it and carries on)
 _TERMINATE = threading.Event()
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
-    """Treat SIGTERM like Ctrl-C while a sweep runs, so the workers are stopped and the
+def terminate_as_interrupt() -> _Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while a sweep (or a run) goes on, so the workers are stopped and the
     command exits with one line (status 130) instead of dying with orphans."""
     import signal
 
@@ -924,7 +924,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import json
 
     config = config_from_args(args)
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         rep = run_sweep(config, args.out, scheduler=args.scheduler, workers=args.workers,
                         chunk_size=args.chunk, progress=not args.json)
     frac = [[None if not np.isfinite(v) else float(v) for v in row] for row in rep.success_fraction]

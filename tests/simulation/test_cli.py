@@ -112,3 +112,19 @@ def test_orthogonal_protocol_from_the_command_line():
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["protocol"] == "orthogonal" and max(abs(q) for q in res["final_overlap"]) < 1e-12
+
+
+def test_threads_option():
+    """--threads sets the BLAS threads of run (default RUN_THREADS, its measurement in --help);
+    the numbers do not depend on it beyond the flow's tolerance."""
+    from simulation.cli import RUN_THREADS
+
+    common = ("run", "--n", "40", "--alpha", "3", "--replicas", "2", "--seed", "2", "--t-max", "3",
+              "--success-overlap", "1", "--grad-tol", "0", "--json")
+    one, two = (json.loads(run(*common, "--threads", t).stdout) for t in ("1", "2"))
+    assert one["threads"] == 1 and two["threads"] == 2
+    for key in ("final_energy", "final_overlap"):
+        assert max(abs(a - b) for a, b in zip(one[key], two[key])) < 1e-5
+    assert json.loads(run(*common).stdout)["threads"] == RUN_THREADS
+    help_text = run("run", "--help").stdout
+    assert "--threads" in help_text and "median" in help_text
