@@ -27,12 +27,15 @@ from .sweep import terminate_as_interrupt, add_flow_options, add_sweep_parser, c
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main", "entry", "cmd_run", "cmd_hessian", "run_starts", "RUN_THREADS"]
 
-#: default BLAS threads of ``run`` (--threads), chosen by measurement: see THREADS_MEASUREMENT
-RUN_THREADS = 1
+#: default BLAS threads of ``run`` (--threads), chosen by measurement: see THREADS_MEASUREMENT.
+#: Fixed, not adapted to the load: the thread count changes the last digits (BLAS splits its
+#: reductions; 1e-11 relative in the final energies), and the same command must give the same numbers.
+RUN_THREADS = 2
 #: the measurement behind RUN_THREADS, quoted in --help
-THREADS_MEASUREMENT = ("measured on a 2-core machine shared with other jobs, load 5-7: the README command "
-                       "cut at --t-max 1 (3330 batched gradient evaluations) took 59 s with 1 thread and 111 s "
-                       "with 2, medians of 3 alternating runs; more threads than free cores only oversubscribe")
+THREADS_MEASUREMENT = ("measured on a 2-core machine with the README command (N = 500, alpha = 6, 16 "
+                       "replicas): idle, one run each, 86 s with 1 thread and 58 s with 2; shared with other "
+                       "jobs (load 5-7, cut at --t-max 1, medians of 3) 59 s with 1 and 111 s with 2, so use "
+                       "--threads 1 when other jobs share the cores")
 
 
 def _add_run(sub) -> None:
