@@ -214,10 +214,8 @@ class SweepConfig:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.time_grid not in TIME_GRIDS:
             raise InputError(f"time grid must be one of {', '.join(TIME_GRIDS)}, got {self.time_grid!r}")
-        if not isinstance(self.max_stages, (int, np.integer)) or self.max_stages < 2:
-            raise InputError(f"max_stages must be an integer >= 2, got {self.max_stages!r}")
-        if not (float(self.energy_tol) >= 0):
-            raise InputError(f"energy_tol must be >= 0, got {self.energy_tol!r}")
+        self.stop_rules()  # the flow's own checks of its rules and tolerances, now, not in a worker
+        self.integrator()
         if self.seeds is not None:
             if len(self.n) != len(ns) or tuple(int(v) for v in self.n) != ns \
                     or tuple(float(a) for a in self.alpha) != alphas:
@@ -229,8 +227,6 @@ class SweepConfig:
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "max_stages", int(self.max_stages))
         object.__setattr__(self, "dtype", resolve_dtype(self.dtype).name)
-        self.stop_rules()  # validate now, not in a worker
-        self.integrator()
         get_loss(self.loss)
 
     def stop_rules(self) -> StopRules:
