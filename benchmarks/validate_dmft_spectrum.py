@@ -30,6 +30,7 @@ from simulation.flow import Integrator
 from theory.dmft import DMFTGrid, default_y_scale, solve_dmft
 from theory.errors import ConvergenceError
 from theory.finite_m import split_theory
+from theory.statistics import standard_error
 from theory.io import atomic_write_text, json_ready, provenance
 from theory.spectrum import spectrum_summary
 
@@ -90,7 +91,7 @@ def _mean_se(values) -> tuple[float | None, float | None, int]:
     v = np.array([x for x in values if x is not None], dtype=float)
     if v.size == 0:
         return None, None, 0
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None, int(v.size)
+    return float(v.mean()), float(standard_error(v)) if v.size > 1 else None, int(v.size)
 
 
 def _cell(values) -> str:

@@ -31,10 +31,10 @@ import numpy as np
 from theory.dmft import DMFTConfig, DMFTGrid, config_default, default_y_scale, energy_rise, solve_dmft, time_grid
 from theory.errors import InputError
 from theory.io import atomic_savez, load_netcdf, provenance, write_netcdf
-from theory.statistics import extrapolate_in_n
+from theory.statistics import extrapolate_in_n, standard_error
 
 __all__ = ["DMFTComparison", "simulate", "dmft_runs", "dmft_cache_path", "simulation_cache_path",
-           "standard_error", "comparison_rows", "finite_n_table", "size_starts", "plot_comparison", "compare",
+           "comparison_rows", "finite_n_table", "size_starts", "plot_comparison", "compare",
            "format_row", "comparison_from_args", "TABLE_TIMES", "FINITE_N_TIMES"]
 
 #: Times of the comparison table and of the finite-N table (those <= t_max are used).
@@ -95,11 +95,6 @@ class DMFTComparison:
         """The DMFT problem of seed ``seed``."""
         return DMFTConfig(self.alpha, self.t_max, self.q0, samples=self.samples, grid=self.grid, seed=seed,
                           y_scale=self.y_scale, stein_rcond=self.stein_rcond)
-
-
-def standard_error(x: np.ndarray) -> np.ndarray:
-    """Standard error of the mean over the first axis, std(ddof=1) / sqrt(count)."""
-    return x.std(axis=0, ddof=1) / np.sqrt(x.shape[0])
 
 
 # ---------------------------------------------------------------------------- simulation

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulation.protocols import PROTOCOLS, check_protocol
-from theory.statistics import kolmogorov_distance
+from theory.statistics import kolmogorov_distance, standard_error
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -252,7 +252,7 @@ def _point_row(p: dict, theory: dict, finite_m_samples: int) -> dict:
         yh, yy = np.abs(laws[:, 0, :]).ravel(), laws[:, 1, :].ravel()
         row.update(
             energy_mean=float(p["energy"][tr].mean()),
-            energy_sem=float(p["energy"][tr].std(ddof=1) / np.sqrt(tr.size)) if tr.size > 1 else None,
+            energy_sem=float(standard_error(p["energy"][tr])) if tr.size > 1 else None,
             mu_mean=float(p["mu"][tr].mean()), abs_q_mean=float(np.abs(p["q"][tr]).mean()),
             lowest_mean=float(p["lowest"][:, 0].mean()),
             lowest_overlap2_mean=float(p["lowest_overlap2"][:, 0].mean()) if "lowest_overlap2" in p else None,

@@ -33,6 +33,7 @@ from theory.escape import check_times, growth_exponent
 from theory.finite_m import split_theory, t0_prediction
 from theory.loss import Loss, get_loss
 from theory.spectrum import SpectrumSummary, spectrum_summary
+from theory.statistics import standard_error
 
 __all__ = ["TrackPoint", "Track", "DEFAULT_TIMES", "SPIKE_OVERLAP2", "THEORY_SPIKE_MIN_1MQ2", "theory_at_state", "spike_of", "track",
            "plot_track", "t0_lowest_eigenvalue", "plot_t0_lowest_eigenvalue"]
@@ -318,7 +319,7 @@ def t0_lowest_eigenvalue(n: int, alpha: float, seeds: int) -> dict:
         emp.append(s.bulk_edge if s.isolated_eigenvalue is None else min(s.bulk_edge, s.isolated_eigenvalue))
     pred = t0_prediction(alpha, int(round(alpha * n)))
     return dict(n=n, alpha=alpha, m=int(round(alpha * n)), seeds=seeds, lanczos_mean=float(np.mean(low)),
-                lanczos_sem=float(np.std(low, ddof=1) / np.sqrt(seeds)), lanczos_overlap2_mean=float(np.mean(ov)),
+                lanczos_sem=float(standard_error(low)), lanczos_overlap2_mean=float(np.mean(ov)),
                 empirical_law_mean=float(np.mean(emp)), cutoff_edge=pred.edge, cutoff_iso=pred.iso,
                 cutoff_overlap2=pred.overlap2, cutoff_lowest=pred.lowest, y_cut2=pred.y_cut2)
 

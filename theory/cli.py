@@ -18,6 +18,7 @@ import numpy as np
 from .errors import InputError, OneLineArgumentParser, Subcommand, dispatch, subcommand_parser
 from .io import integer_arg, json_ready, number_arg, output_path
 from .measure import read_measure_file
+from .statistics import standard_error
 
 __all__ = ["build_parser", "main", "SUBCOMMANDS"]
 
@@ -418,7 +419,7 @@ def _mean_and_error(values: Sequence[float | None]) -> tuple[float | None, float
     v = np.asarray(values, float)
     if v.size == 1:
         return float(v[0]), None
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+    return float(v.mean()), float(standard_error(v))
 
 
 #: the columns of a DMFT row, averaged over seeds with their standard error ``<name>_se``

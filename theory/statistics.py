@@ -1,5 +1,6 @@
 """Statistics of theory-versus-simulation comparisons, in one place.
 
+- :func:`standard_error` of a mean over repeats (seeds, starts): std(ddof=1) / sqrt(count);
 - binomial counts: :func:`binomial_standard_error` sqrt(p (1 - p) / m) and the
   :func:`wilson_interval` of a success probability (success curves, finite-N study);
 - :func:`fit_logistic`: maximum-likelihood fit of P(alpha) = 1 / (1 + exp(-(alpha - alpha_c) / w))
@@ -15,8 +16,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["binomial_standard_error", "wilson_interval", "fit_logistic", "extrapolate_in_n",
+__all__ = ["standard_error", "binomial_standard_error", "wilson_interval", "fit_logistic", "extrapolate_in_n",
            "kolmogorov_distance"]
+
+
+def standard_error(x: ArrayLike, axis: int = 0) -> np.ndarray | float:
+    """Standard error of the mean over ``axis`` (repeats: seeds, starts, trajectories),
+    the sample standard deviation over sqrt(count): std(ddof=1) / sqrt(n)."""
+    x = np.asarray(x)   # in its own precision, as the callers computed it before
+    return x.std(axis=axis, ddof=1) / np.sqrt(x.shape[axis])
 
 
 def binomial_standard_error(k: int, m: int) -> float:

@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from theory.statistics import (binomial_standard_error, extrapolate_in_n, fit_logistic,
-                               kolmogorov_distance, wilson_interval)
+                               kolmogorov_distance, standard_error, wilson_interval)
 
 
 def test_wilson_interval_matches_scipy():
@@ -48,3 +48,10 @@ def test_kolmogorov_distance_matches_ks_2samp_and_weights():
     assert kolmogorov_distance(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
     # a weighted law: atoms 0 and 1 with weights 0.8 / 0.2 against a sample all at 0
     assert kolmogorov_distance(np.zeros(10), np.array([0.0, 1.0]), np.array([0.8, 0.2])) == pytest.approx(0.2)
+
+
+def test_standard_error_matches_scipy_sem():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(7, 3))
+    assert np.allclose(standard_error(x), stats.sem(x, axis=0), rtol=1e-14)
+    assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(stats.sem([1.0, 2.0, 3.0, 4.0]))
