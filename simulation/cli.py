@@ -159,9 +159,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     start, interrupted = None, False
     with threadpool_limits(limits=args.threads), terminate_as_interrupt():
         if args.init == "spectral":
+            from theory.spectral_start import DEFAULT_PREPROCESSING
+
             from .spectral_start import spectral_start
 
-            start = spectral_start(problem, args.preprocess or "mondelli-montanari", args.replicas, seed=args.seed)
+            start = spectral_start(problem, args.preprocess or DEFAULT_PREPROCESSING, args.replicas, seed=args.seed)
             W0 = start.W0
         else:
             W0 = run_starts(problem, args.replicas, args.seed, args.q0)

@@ -5,7 +5,10 @@ one seed per start: by default the cell seed derived from (base seed, N, alpha, 
 ``numpy.random.SeedSequence`` (:func:`cell_seed`), so the numbers do not depend on
 chunking, ordering or the executor; or seeds given explicitly per start
 (``SweepConfig.seeds``, ``--seeds``: to rerun chosen starts, e.g. the timeouts of a
-study, to a longer horizon). Each start is one call of ``run_dynamics`` with one replica.
+study, to a longer horizon). Each start is one call of ``run_dynamics`` with one replica, from a random start on the
+sphere (default) or from the spectral start of its data (``init="spectral"``: the top
+eigenvector of the preprocessed data matrix, :mod:`simulation.spectral_start`); the start
+overlap q(0) of every start is stored (``initial_overlap``).
 
 The sweep carries every stop rule and tolerance of the flow (all fields of
 :class:`~simulation.flow.StopRules` and :class:`~simulation.flow.Integrator`, the dtype,
@@ -56,9 +59,12 @@ import numpy as np
 from theory import io
 from theory.errors import ConvergenceError, InputError
 from theory.loss import get_loss
+from theory.spectral_start import DEFAULT_PREPROCESSING, get_preprocessing
 
-from .data import check_memory, check_size, make_problem, random_starts, resolve_dtype
+from .data import Problem, check_memory, check_size, make_problem, random_starts, resolve_dtype
 from .flow import Integrator, StopRules, run_dynamics
+from .landscape import teacher_overlap
+from .spectral_start import spectral_start
 
 from typing import TYPE_CHECKING
 
@@ -73,7 +79,7 @@ __all__ = ["SweepConfig", "Chunk", "StartResult", "parse_alpha_grid", "cell_seed
            "done_mask", "decided_mask", "store_chunk", "success_fraction", "sweep_lock",
            "SweepReport", "FORMAT", "FORMATS", "PENDING", "ERROR", "STATUSES", "TIME_GRIDS",
            "add_sweep_parser", "add_flow_options", "config_from_args", "cmd_sweep", "LEGACY_ATTRS",
-           "START_FAILURES", "terminate_as_interrupt"]
+           "START_FAILURES", "terminate_as_interrupt", "INITS", "initial_state"]
 
 FORMAT = "phaseflow-sweep-2"
 #: Formats :func:`read_sweep` opens; format 1 lacks the message variable and the attrs of
@@ -91,6 +97,8 @@ TIME_GRIDS = ("log", "none")
 ALPHA_KEY_SCALE = 10**6
 RESULT_FIELDS = ("final_energy", "final_overlap", "final_grad_norm", "stop_time")
 SEED_SOURCES = ("derived", "explicit")
+#: Starts: random on the sphere (random_starts) or spectral (the data's top eigenvector).
+INITS = ("random", "spectral")
 
 
 def _flow_default(cls, name: str):
@@ -166,6 +174,12 @@ class SweepConfig:
         As in ``python -m simulation run``.
     time_grid : {"log", "none"}
         Recording grid the flow's steps land on (:data:`TIME_GRIDS`).
+    init : {"random", "spectral"}
+        The start (:data:`INITS`): random on the sphere, or the spectral start of the start's
+        data with preprocessing ``preprocess`` (docs/theory.md §6).
+    preprocess : str or None
+        T(y) of a spectral start (a name or formula of :func:`theory.spectral_start.get_preprocessing`;
+        None: :data:`theory.spectral_start.DEFAULT_PREPROCESSING`); only with ``init="spectral"``.
     seeds : tuple or None
         Explicit seed of every start, nested (alpha, N, start) in the order of the sorted
         grids (then ``n`` and ``alpha`` must be given sorted); None: :func:`cell_seed`.
@@ -188,6 +202,8 @@ class SweepConfig:
     max_stages: int = _flow_default(Integrator, "max_stages")
     time_grid: str = TIME_GRIDS[0]
     seeds: tuple | None = field(default=None, repr=False)
+    init: str = INITS[0]
+    preprocess: str | None = None
 
     def __post_init__(self):
         try:
@@ -214,6 +230,12 @@ class SweepConfig:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.time_grid not in TIME_GRIDS:
             raise InputError(f"time grid must be one of {', '.join(TIME_GRIDS)}, got {self.time_grid!r}")
+        if self.init not in INITS:
+            raise InputError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.init == "spectral":
+            object.__setattr__(self, "preprocess", get_preprocessing(self.preprocess or DEFAULT_PREPROCESSING).name)
+        elif self.preprocess is not None:
+            raise InputError("a preprocessing needs init 'spectral' (--init spectral)")
         self.stop_rules()  # the flow's own checks of its rules and tolerances, now, not in a worker
         self.integrator()
         if self.seeds is not None:
@@ -264,8 +286,8 @@ class SweepConfig:
         """Scalar parameters as netCDF-safe attrs (None -> "default"), with how seeds are made."""
         out = {}
         for key, value in asdict(self).items():
-            if key in ("n", "alpha", "starts", "seeds"):
-                continue
+            if key in ("n", "alpha", "starts", "seeds") or (key in ("init", "preprocess") and self.init == "random"):
+                continue  # random starts: no init attrs, so files written before spectral starts resume
             out[key] = _attr(value)
         out["starts"] = self.starts
         out["seed_source"] = self.seed_source
@@ -309,6 +331,7 @@ class StartResult:
     stop_time: float
     message: str = ""
     wall_seconds: float = float("nan")  # the flow's own wall clock (metadata: not bit-reproducible)
+    initial_overlap: float = float("nan")  # q(0) of the start (NaN if the start itself failed)
 
     @property
     def success(self) -> bool:
@@ -344,18 +367,30 @@ def run_start(config: SweepConfig, n: int, alpha: float, start: int) -> StartRes
     "error" with the exception's message and NaN results."""
     seed = config.start_seed(n, alpha, start)
     problem = make_problem(n, alpha, seed, config.dtype)
-    W0 = random_starts(n, 1, seed, config.dtype)
+    q0 = float("nan")
     try:
+        W0 = initial_state(config, problem, seed)
+        q0 = float(teacher_overlap(problem, W0)[0])
         res = run_dynamics(problem, W0, config.stop_rules(), config.integrator(), config.loss,
                            times=config.recording_times())
     except START_FAILURES as exc:
         nan = float("nan")
         return StartResult(start=start, cell_seed=seed, status=ERROR, final_energy=nan, final_overlap=nan,
-                           final_grad_norm=nan, stop_time=nan, message=f"{type(exc).__name__}: {exc}")
+                           final_grad_norm=nan, stop_time=nan, message=f"{type(exc).__name__}: {exc}",
+                           initial_overlap=q0)
     return StartResult(start=start, cell_seed=seed, status=str(res.status[0]),
                        final_energy=float(res.energy[0]), final_overlap=float(res.q[0]),
                        final_grad_norm=float(res.grad_norm[0]), stop_time=float(res.stop_time[0]),
-                       wall_seconds=float(res.wall_seconds))
+                       wall_seconds=float(res.wall_seconds), initial_overlap=q0)
+
+
+def initial_state(config: SweepConfig, problem: Problem, seed: int) -> np.ndarray:
+    """The start (N, 1) of one start of the sweep: ``random_starts(N, 1, seed)``, or the spectral
+    start of ``problem`` (Lanczos seeded by ``seed``; a Lanczos failure raises ConvergenceError,
+    stored as an "error" row)."""
+    if config.init == "spectral":
+        return spectral_start(problem, config.preprocess, 1, seed=seed).W0
+    return random_starts(problem.n, 1, seed, config.dtype)
 
 
 def run_chunk(config: SweepConfig, chunk: Chunk) -> tuple[Chunk, tuple[StartResult, ...]]:
@@ -480,6 +515,7 @@ def empty_dataset(config: SweepConfig, **provenance) -> xr.Dataset:
         "final_grad_norm": (dims, nan(), {"long_name": "rms Riemannian gradient |g|/sqrt(N) at the stop"}),
         "stop_time": (dims, nan(), {"long_name": "flow time (gd: steps x lr) at the stop"}),
         "wall_seconds": (dims, nan(), {"long_name": "wall-clock seconds of the flow (cost; not reproducible)"}),
+        "initial_overlap": (dims, nan(), {"long_name": "overlap q(0) = <W0, W*>/N of the start"}),
         "cell_seed": (dims, config.seed_table(),
                       {"long_name": "seed of this start's data and start (python -m simulation run --seed)"}),
     }
@@ -490,7 +526,9 @@ def empty_dataset(config: SweepConfig, **provenance) -> xr.Dataset:
     rule = ("cell_seed = SeedSequence(seed, spawn_key=(N, round(alpha*1e6), start)).generate_state(1, uint64) >> 1"
             if config.seeds is None else "cell_seed given explicitly for every start (SweepConfig.seeds, --seeds)")
     attrs = {"format": FORMAT, **io.provenance(**config.identity(), **provenance),
-             "seed_rule": rule + "; data = make_problem(N, alpha, cell_seed), start = random_starts(N, 1, cell_seed)",
+             "seed_rule": rule + "; data = make_problem(N, alpha, cell_seed), start = " + (
+                 f"spectral_start(data, {config.preprocess!r}, 1, seed=cell_seed)" if config.init == "spectral"
+                 else "random_starts(N, 1, cell_seed)"),
              "conventions": "docs/theory.md section 1"}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
@@ -591,6 +629,9 @@ def read_sweep(path: str | os.PathLike) -> xr.Dataset:
         ds["message"] = (("alpha", "n", "start"), np.full(ds["status"].shape, "", dtype=object))
     if "wall_seconds" not in ds.variables:
         ds["wall_seconds"] = (("alpha", "n", "start"), np.full(ds["status"].shape, np.nan))
+    if "initial_overlap" not in ds.variables:  # files written before the start overlap was stored
+        ds["initial_overlap"] = (("alpha", "n", "start"), np.full(ds["status"].shape, np.nan),
+                                 {"long_name": "overlap q(0) = <W0, W*>/N of the start (not stored: NaN)"})
     bad = [v for v in SWEEP_VARIABLES + FORMAT_2_VARIABLES if ds[v].dims != ("alpha", "n", "start")]
     if bad:
         raise InputError(f"{where}: variables {bad} do not have dims (alpha, n, start)")
@@ -640,6 +681,10 @@ def open_sweep(path: str | os.PathLike, config: SweepConfig) -> xr.Dataset:
     if ds.sizes.get("alpha") != len(config.alpha) or not np.array_equal(ds["alpha"].values, np.array(config.alpha)):
         diffs.append(f"alpha grid {_grid_text(ds['alpha'].values)} vs {_grid_text(config.alpha)}")
     stored = stored_identity(ds)
+    start_kind = (stored.get("init", INITS[0]), stored.get("preprocess", "default"))
+    if start_kind != (config.init, _attr(config.preprocess)):
+        diffs.append(f"init {start_kind[0]!r} (preprocess {start_kind[1]!r}) vs {config.init!r} "
+                     f"(preprocess {_attr(config.preprocess)!r})")
     for key, value in config.identity().items():
         if key not in stored or not _same(stored[key], value):
             diffs.append(f"{key} {stored.get(key)!r} vs {value!r}")
@@ -688,6 +733,7 @@ def store_chunk(ds: xr.Dataset, chunk: Chunk, results: Iterable[StartResult]) ->
         ds["status"].values[i, j, r.start] = r.status
         ds["message"].values[i, j, r.start] = r.message
         ds["wall_seconds"].values[i, j, r.start] = r.wall_seconds
+        ds["initial_overlap"].values[i, j, r.start] = r.initial_overlap
         ds["success"].values[i, j, r.start] = r.success
         for name in RESULT_FIELDS:
             ds[name].values[i, j, r.start] = getattr(r, name)
@@ -822,6 +868,12 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=io.integer_arg("seeds"), nargs="+", default=None, metavar="S",
                    help="explicit seed of every start, in (alpha, N, start) order of the sorted grids "
                         "(alpha count x N count x --starts values; replaces the seeds derived from --seed)")
+    p.add_argument("--init", default=INITS[0], choices=INITS,
+                   help="start of every run: random on the sphere (default) or spectral, the top eigenvector "
+                        "of its data's (1/M) sum T(y_m) a_m a_m^T (docs/theory.md §6)")
+    p.add_argument("--preprocess", default=None, metavar="NAME",
+                   help=f"T(y) of --init spectral: plain, trimmed, {DEFAULT_PREPROCESSING} (default), "
+                        "luo-alghamdi-lu, mondelli-montanari:D or a formula in y")
     add_flow_options(p)
     p.add_argument("--json", action="store_true", help="print JSON only (no progress bar)")
 
@@ -876,7 +928,8 @@ def config_from_args(args: argparse.Namespace) -> SweepConfig:
     return SweepConfig(n=n, alpha=alpha, starts=args.starts, seed=args.seed, t_max=args.t_max,
                        method=args.method, lr=args.lr, rtol=args.rtol, grad_tol=args.grad_tol, dtype=args.dtype,
                        loss=args.loss, success_overlap=args.success_overlap, energy_tol=args.energy_tol,
-                       atol=args.atol, max_stages=args.max_stages, time_grid=args.time_grid, seeds=seeds)
+                       atol=args.atol, max_stages=args.max_stages, time_grid=args.time_grid, seeds=seeds,
+                       init=args.init, preprocess=args.preprocess)
 
 
 #: set by the SIGTERM handler of :func:`terminate_as_interrupt`; :func:`_execute` checks it

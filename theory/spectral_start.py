@@ -48,6 +48,7 @@ from .spectrum import (
 )
 
 __all__ = [
+    "DEFAULT_PREPROCESSING",
     "LAL_CLIP",
     "PREPROCESSINGS",
     "TRIM_TAU",
@@ -78,6 +79,10 @@ LAL_CLIP = 10.0
 Y_MAX = 12.0
 _PANEL = 0.5
 _NODES = 24
+
+
+#: the preprocessing of a spectral start when none is named (``run --init spectral``, the sweep)
+DEFAULT_PREPROCESSING = "mondelli-montanari"
 
 
 @dataclass(frozen=True)
