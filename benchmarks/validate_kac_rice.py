@@ -7,7 +7,7 @@ reproducible and writing one result file (atomic, provenance attached):
              next to e_th (1RSB) and the simulated stopping energies -> results/kac_rice/window.json
     bbp      the alpha where the typical minima get a spike toward the signal -> results/kac_rice/bbp.json
     phase    Sigma, energy, region on an (alpha, beta) grid -> results/kac_rice/phase_diagram.nc
-             and figures/kac_rice_phase_diagram.png
+             and figures/kac_rice_phase_diagram.png, figures/kac_rice_sigma.png (plot: figures only)
     simulate trapped states, orthogonal protocol, N = 1000 -> results/kac_rice/states/ (resumable)
     compare  laws and spectra of those states against Kac-Rice and 1RSB -> results/kac_rice/compare.json
              and figures/kac_rice_density.png
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.landscape import (compare_states, format_rows, phase_diagram_dataset, plot_phase_diagram,
+                                   plot_sigma_curves,
                                    simulate_states, window_table)
 from theory.io import atomic_write_text, json_ready, provenance, write_netcdf
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alphas", type=float, nargs="+", default=[2.5, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 18])
     p.add_argument("--betas", type=float, nargs="+",
                    default=[-0.05, -0.04, -0.03, -0.02, -0.01, 0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2])
+    sub.add_parser("plot", help="figures from results/kac_rice/phase_diagram.nc")
     s = sub.add_parser("simulate")
     s.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
     s.add_argument("--n", type=int, default=1000)
@@ -66,9 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         res = bbp_alpha(beta=0.0, alpha_range=tuple(args.range), strict=False)
         _write_json(OUT / "bbp.json", {"provenance": provenance(alpha_range=list(args.range), beta=0.0), **res})
         print(json.dumps(json_ready(res)))
-    elif args.cmd == "phase":
-        ds = phase_diagram_dataset(args.alphas, args.betas, log=log)
-        write_netcdf(ds, OUT / "phase_diagram.nc")
+    elif args.cmd in ("phase", "plot"):
+        if args.cmd == "phase":
+            ds = phase_diagram_dataset(args.alphas, args.betas, log=log)
+            write_netcdf(ds, OUT / "phase_diagram.nc")
+        else:
+            from theory.io import load_netcdf
+
+            ds = load_netcdf(OUT / "phase_diagram.nc")
+        plot_sigma_curves(ds, "figures/kac_rice_sigma.png")
         bbp = None
         if (OUT / "bbp.json").exists():
             bbp = json.loads((OUT / "bbp.json").read_text())

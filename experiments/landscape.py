@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = ["STOPPING_ENERGIES", "window_table", "simulate_states", "compare_states",
-           "phase_diagram_dataset", "plot_phase_diagram", "format_rows"]
+           "phase_diagram_dataset", "plot_phase_diagram", "plot_sigma_curves", "format_rows"]
 
 #: Stopping energies of gradient flow under the orthogonal protocol (q = 0), per alpha:
 #: N = 500 / 1000 / 2000 / 4000, from docs/validation.md ("Orthogonal protocol", measured
@@ -224,6 +224,36 @@ def plot_phase_diagram(ds: "xr.Dataset", figure: str, bbp: dict | None = None) -
     for h, lab in zip(handles, labels):
         seen.setdefault(lab, h)
     ax.legend(seen.values(), seen.keys(), fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+
+
+def plot_sigma_curves(ds: "xr.Dataset", figure: str, alphas: Sequence[float] = (3.0, 4.0, 5.0, 6.0, 7.0)) -> None:
+    """Sigma(e) of the minima at fixed alpha (one curve per alpha of ``ds`` in ``alphas``), with
+    the 1RSB e_th (circle) and the simulated stopping energy at N = 4000 (star) on the axis."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    for k, a in enumerate(alphas):
+        if a not in ds["alpha"].values:
+            continue
+        sub = ds.sel(alpha=a)
+        e, s = sub["energy"].values, sub["complexity"].values
+        ok = np.isfinite(e) & np.isfinite(s)
+        order = np.argsort(e[ok])
+        colour = f"C{k}"
+        ax.plot(e[ok][order], s[ok][order], "-o", ms=3, color=colour, label=rf"$\alpha$ = {a:g}")
+        ax.plot([float(sub["e_th"])], [0.0], "o", mfc="none", color=colour, ms=8)
+        if a in STOPPING_ENERGIES:
+            ax.plot([STOPPING_ENERGIES[a][-1]], [0.0], "*", color=colour, ms=11)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xlabel(r"energy $e$ of the minima")
+    ax.set_ylabel(r"annealed complexity $\Sigma(e)$")
+    ax.set_title("Kac-Rice minima at q = 0. circles: 1RSB e_th; stars: flow stops (N = 4000)", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(figure, dpi=120)
     plt.close(fig)
