@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--high", action="store_true", help="also search e_high (slow)")
     b = sub.add_parser("bbp")
     b.add_argument("--range", type=float, nargs=2, default=(4.0, 24.0))
+    b.add_argument("--betas", type=float, nargs="+", default=[0.0],
+                   help="beta = dSigma/de of the minima followed in alpha (the first is the headline)")
     p = sub.add_parser("phase")
     p.add_argument("--alphas", type=float, nargs="+", default=[2.5, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 18])
     p.add_argument("--betas", type=float, nargs="+",
@@ -65,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "bbp":
         from theory.kac_rice import bbp_alpha
 
-        res = bbp_alpha(beta=0.0, alpha_range=tuple(args.range), strict=False)
-        _write_json(OUT / "bbp.json", {"provenance": provenance(alpha_range=list(args.range), beta=0.0), **res})
+        curve = []
+        for beta in args.betas:
+            curve.append(bbp_alpha(beta=beta, alpha_range=tuple(args.range), strict=False))
+            log(json.dumps(json_ready(curve[-1])))
+        res = {**curve[0], "curve": curve}
+        _write_json(OUT / "bbp.json", {"provenance": provenance(alpha_range=list(args.range), betas=args.betas), **res})
         print(json.dumps(json_ready(res)))
     elif args.cmd in ("phase", "plot"):
         if args.cmd == "phase":

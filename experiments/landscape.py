@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from theory.kac_rice import KacRicePoint, KacRiceQuadrature, landscape, phase_diagram, solve_kac_rice
+from theory.kac_rice import (KacRicePoint, KacRiceQuadrature, landscape, phase_diagram, solve_at_energy,
+                             solve_kac_rice)
 from theory.statistics import kolmogorov_distance
 
 if TYPE_CHECKING:
@@ -120,8 +121,7 @@ def compare_states(points: list[dict], *, quad: KacRiceQuadrature | None = None,
         yhat, y = laws[:, 0, :].ravel(), laws[:, 1, :].ravel()
         emp = _law_cdfs(yhat, y, QUARTIC)
         typ = solve_kac_rice(a, 0.0, quad=quad or KacRiceQuadrature())
-        land = landscape(a, energy=float(e_states.mean()), quad=quad, beta_limit=1.0, strict=False)
-        own = land.at_energy
+        own = solve_at_energy(a, float(e_states.mean()), quad=quad or KacRiceQuadrature(), strict=False)
         thr = solve_threshold(a, closure="stationary")
         row = {"alpha": a, "n": n, "states": int(tr.size), "e_states": float(e_states.mean()),
                "mu_states": float(mu_states.mean()), "e_typical": typ.energy, "mu_typical": typ.mu,
@@ -132,6 +132,8 @@ def compare_states(points: list[dict], *, quad: KacRiceQuadrature | None = None,
             models["kr_at_e"] = (own.atoms["yhat"], own.atoms["y"], own.atoms["weights"], own.curvature_law)
             row["mu_kr_at_e"] = own.mu
             row["sigma_kr_at_e"] = own.complexity
+            row["beta_kr_at_e"] = own.beta
+            row["bbp_kr_at_e"] = own.bbp_residual
         spectra = np.asarray(p["spectra"])
         lam = np.sort(spectra.ravel()) if spectra.size else None
         for name, (u, yy, w, law) in models.items():

@@ -31,19 +31,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import sympy as sp
+from numpy.typing import ArrayLike
 from scipy.optimize import brentq, root
+
+from typing import TYPE_CHECKING
 
 from .errors import ConvergenceError, InputError, raise_if_failed
 from .loss import YHAT, Y, Loss, get_loss
 from .measure import CurvatureLaw
 from .spectrum import SpectrumSummary, bulk_lower_edge, inverse_stieltjes, spectrum_summary
 
+if TYPE_CHECKING:
+    import xarray as xr
+
 __all__ = ["KacRiceQuadrature", "KacRicePoint", "Landscape", "LandscapeConfig", "LANDSCAPE_DEFAULTS",
            "BRANCHES", "SOLVER_TOL",
-           "kac_rice_loss", "log_det", "solve_kac_rice", "landscape", "complexity_curve", "bbp_alpha",
+           "kac_rice_loss", "log_det", "solve_kac_rice", "solve_at_energy", "landscape", "complexity_curve", "bbp_alpha",
            "phase_diagram"]
 
 #: tolerance on every residual of eqs. 8.7-8.9 (and of the energy target)
@@ -441,8 +448,9 @@ def _point(g, loss, alpha, beta, branch, chi, kappa, c, fx, a: _Averages, evals,
 
 
 # ============================================================================ curves and window
-def complexity_curve(alpha: float, betas, *, loss: Loss | str | None = None,
-                     quad: KacRiceQuadrature = KacRiceQuadrature(), guess=None) -> list[KacRicePoint]:
+def complexity_curve(alpha: float, betas: ArrayLike, *, loss: Loss | str | None = None,
+                     quad: KacRiceQuadrature = KacRiceQuadrature(),
+                     guess: tuple[float, float, float] | None = None) -> list[KacRicePoint]:
     """Sigma(e) at fixed alpha: one :class:`KacRicePoint` per beta (non-strict), solved in
     order of distance from beta = 0 with warm starts (docs/theory.md §8.5)."""
     alpha = _check_alpha(alpha)
@@ -490,6 +498,30 @@ def _energy_target(alpha, energy, loss, quad, start: KacRicePoint):
         f0 = f1
         step *= 1.6
     raise ConvergenceError(f"no beta gives energy {energy:g} at alpha = {alpha:g}", None)
+
+
+def solve_at_energy(alpha: float, energy: float, *, loss: Loss | str | None = None,
+                    quad: KacRiceQuadrature = KacRiceQuadrature(), strict: bool = True) -> KacRicePoint:
+    """The counted minima at a given energy (Brent on beta from beta = 0, eq. 8.10).
+
+    Raises ConvergenceError (``strict``) when beta = 0 or the energy cannot be reached;
+    with ``strict=False`` returns the failed point of the last attempt instead.
+    """
+    alpha = _check_alpha(alpha)
+    energy = float(energy)
+    if not (math.isfinite(energy) and energy > 0):
+        raise InputError(f"energy must be a finite number > 0, got {energy!r}")
+    loss = kac_rice_loss(loss)
+    start = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=strict)
+    if not start.converged:
+        return start
+    try:
+        return _energy_target(alpha, energy, loss, quad, start)
+    except ConvergenceError as exc:
+        if strict:
+            raise
+        return exc.result if isinstance(exc.result, KacRicePoint) else replace(
+            start, converged=False, message=f"energy {energy:g} not reached: {exc}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -666,8 +698,9 @@ def bbp_alpha(*, beta: float = 0.0, energy: float | None = None, loss: Loss | st
     return out
 
 
-def phase_diagram(alphas, betas, *, loss: Loss | str | None = None,
-                  quad: KacRiceQuadrature = KacRiceQuadrature(), progress=None):
+def phase_diagram(alphas: ArrayLike, betas: ArrayLike, *, loss: Loss | str | None = None,
+                  quad: KacRiceQuadrature = KacRiceQuadrature(),
+                  progress: Callable[[str], None] | None = None) -> "xr.Dataset":
     """Sigma, energy, branch and BBP residual on an (alpha, beta) grid, as an xarray Dataset
     (docs/theory.md §8.7). Region codes: 0 no minima (Sigma < 0 or not solved), 1 minima
     without a spike toward the signal, 2 minima unstable toward the signal (BBP residual > 0)."""
