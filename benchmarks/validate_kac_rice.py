@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if not points:
             print(f"no point files in {args.states}", file=sys.stderr)
             return 2
-        rows = compare_states(points, figure="figures/kac_rice_density.png")
+        rows = compare_states(points, figure="figures/kac_rice_density.png", log=log)
         _write_json(OUT / "compare.json", {"provenance": provenance(states=str(args.states)), "rows": rows})
         keys = ["alpha", "n", "states", "e_states", "e_typical", "e_th", "mu_states", "mu_typical", "mu_th"]
         keys += [k for k in rows[0] if k.startswith("ks_")]

@@ -99,8 +99,8 @@ def _law_cdfs(yhat, y, loss):
     return {"abs_yhat": np.abs(yhat), "D": loss.d2V(yhat, y), "V": loss.V(yhat, y)}
 
 
-def compare_states(points: list[dict], *, quad: KacRiceQuadrature | None = None, grid_points: int = 3000,
-                   figure: str | None = None) -> list[dict]:
+def compare_states(points: list[dict], *, quad: KacRiceQuadrature | None = None, grid_points: int = 800,
+                   figure: str | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
     """Per point file (:func:`experiments.threshold.load_points`): mean stopping energy and mu of
     the trapped states; Kolmogorov distances of their pooled laws (|yhat|, D, V) and pooled
     full Hessian spectra against the Kac-Rice law at e_typical and at the states' own mean
@@ -140,14 +140,17 @@ def compare_states(points: list[dict], *, quad: KacRiceQuadrature | None = None,
             th = _law_cdfs(u, yy, QUARTIC)
             for k in emp:
                 row[f"ks_{k}_{name}"] = kolmogorov_distance(emp[k], th[k], w)
-            if lam is not None:
+            if lam is not None and name != "kr_at_e":
                 x = np.linspace(min(lam[0], 0.0) - 1.0, lam[-1] + 1.0, grid_points)
-                dens = bulk_density(x, law, strict=False).density
+                dens = bulk_density(x, law, strict=False, max_atoms=5000).density
                 cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(x))])
                 row[f"ks_spectrum_{name}"] = float(np.max(np.abs(cdf - np.searchsorted(lam, x, side="right") / lam.size)))
                 if name == "kr_typical":
                     panels.append((a, n, lam, x, dens))
         rows.append(row)
+        if log is not None:
+            log(f"alpha={a:g} N={n}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()
+                                                  if isinstance(v, float)))
     if figure and panels:
         _plot_density_panels(panels, figure)
     return rows
