@@ -580,7 +580,8 @@ def _run_landscape(args) -> int:
         raise InputError(f"energy must be > 0, got {args.energy:g}")
     if args.beta_limit <= 0:
         raise InputError(f"--beta-limit must be > 0, got {args.beta_limit:g}")
-    print(f"landscape alpha={args.alpha:g}: solving beta = 0, then the window ends ...", file=sys.stderr)
+    if sys.stderr.isatty():   # progress for a person; a failure must stay a single line on stderr
+        print(f"landscape alpha={args.alpha:g}: solving beta = 0, then the window ends ...", file=sys.stderr)
     record = landscape(args.alpha, energy=args.energy, loss=args.loss, beta_limit=args.beta_limit).to_dict()
     if args.json:
         print(json.dumps(json_ready(record)))
