@@ -48,7 +48,7 @@ from .spectrum import SpectrumSummary, bulk_lower_edge, inverse_stieltjes, spect
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["KacRiceQuadrature", "KacRicePoint", "Landscape", "LandscapeConfig", "LANDSCAPE_DEFAULTS",
+__all__ = ["KacRiceQuadrature", "HIGH_QUAD", "KacRicePoint", "Landscape", "LandscapeConfig", "LANDSCAPE_DEFAULTS",
            "BRANCHES", "SOLVER_TOL",
            "kac_rice_loss", "log_det", "solve_kac_rice", "solve_at_energy", "landscape", "complexity_curve", "bbp_alpha",
            "phase_diagram"]
@@ -500,6 +500,71 @@ def _energy_target(alpha, energy, loss, quad, start: KacRicePoint):
     raise ConvergenceError(f"no beta gives energy {energy:g} at alpha = {alpha:g}", None)
 
 
+#: grid of the search for e_high: the law spreads to large y above e_typical (docs/theory.md §8.6)
+HIGH_QUAD = KacRiceQuadrature(n_u=720, n_y=600, u_max=9.0, y_max=12.0)
+
+
+def _solve_energy_direct(g: _Grid, loss: Loss, alpha: float, energy: float, x0) -> KacRicePoint:
+    """Marginal branch at fixed energy: (chi, kappa, c, beta) from eqs. 8.7-8.10 together.
+
+    Above e_typical e(beta) is very steep (alpha = 4: e 2.6 -> 3.4 for beta -0.05 -> -0.06),
+    so the energy, not beta, is the parameter that continues the branch."""
+    evals = [0]
+
+    def f(v):
+        evals[0] += 1
+        if np.any(np.abs(v[:3]) > 60):
+            return np.full(4, 1e6)
+        chi, kappa, c = np.exp(v[:3])
+        a = _averages(g, alpha, chi, kappa, c, v[3])
+        r = np.array([a.r_lambda, a.r_edge, a.r_c, a.energy / energy - 1.0])
+        return np.where(np.isfinite(r), r, 1e6)
+
+    sol = root(f, np.asarray(x0, float), method="hybr", options={"xtol": 1e-13})
+    x, fx, n = _newton_polish(f, sol.x, SOLVER_TOL)
+    chi, kappa, c = (float(v) for v in np.exp(x[:3]))
+    a = _averages(g, alpha, chi, kappa, c, float(x[3]))
+    return _point(g, loss, alpha, float(x[3]), "marginal", chi, kappa, c, fx, a, evals[0] + n, [], False)
+
+
+def _high_end(alpha: float, loss: Loss, typical: KacRicePoint, quad: KacRiceQuadrature = HIGH_QUAD):
+    """e_high: continue the marginal branch in energy from e_typical (on ``quad``) until
+    Sigma < 0, then Brent on the energy. Returns (point or None, message, evaluations)."""
+    g = _grid(loss, quad)
+    cur = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, guess=typical.guess, strict=False)
+    evals = cur.iterations
+    if not (cur.converged and cur.branch == "marginal" and cur.complexity > 0):
+        return None, f"no marginal start on the e_high grid: {cur.message}", evals
+
+    def x_of(pt):
+        return [math.log(pt.chi), math.log(max(pt.kappa, 1e-12)), math.log(pt.c), pt.beta]
+
+    step = 0.1 * cur.energy
+    for _ in range(80):
+        nxt = _solve_energy_direct(g, loss, alpha, cur.energy + step, x_of(cur))
+        evals += nxt.iterations
+        if not nxt.converged:
+            if step < 0.005 * cur.energy:
+                return None, f"Sigma > 0 up to e = {cur.energy:.6g}; beyond: {nxt.message}", evals
+            step /= 2
+            continue
+        if nxt.complexity < 0:
+            lo = cur
+            cache = {}
+
+            def fs(e):
+                if e not in cache:
+                    cache[e] = _solve_energy_direct(g, loss, alpha, e, x_of(lo))
+                    if not cache[e].converged:
+                        raise ConvergenceError(cache[e].message, cache[e])
+                return cache[e].complexity
+
+            e_high = brentq(fs, cur.energy, nxt.energy, xtol=1e-12, rtol=1e-12)
+            return cache.get(e_high) or _solve_energy_direct(g, loss, alpha, e_high, x_of(lo)), "", evals
+        cur = nxt
+    return None, f"Sigma > 0 up to e = {cur.energy:.6g} after 80 steps", evals
+
+
 def solve_at_energy(alpha: float, energy: float, *, loss: Loss | str | None = None,
                     quad: KacRiceQuadrature = KacRiceQuadrature(), strict: bool = True) -> KacRicePoint:
     """The counted minima at a given energy (Brent on beta from beta = 0, eq. 8.10).
@@ -529,8 +594,8 @@ class Landscape:
     """Summary of the minima at one alpha (docs/theory.md §8.6).
 
     ``typical``: beta = 0 (the most numerous minima, e_typical, Sigma max). ``low`` / ``high``:
-    the ends of the window Sigma >= 0 (e_low, e_high; None when not found in the beta range
-    searched, see ``message``). ``marginal``: the lowest-energy point of the window on the
+    the ends of the window Sigma >= 0 (e_low by beta, e_high by continuation in the energy on
+    the larger grid :data:`HIGH_QUAD`; None when not found, see ``message``). ``marginal``: the lowest-energy point of the window on the
     marginal branch (e_marginal; equals e_low when every counted minimum is marginal).
     ``at_energy``: the point at the requested energy, if any.
     """
@@ -604,8 +669,8 @@ def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | N
               strict: bool = True) -> Landscape:
     """Energy window, most numerous and marginal minima at ``alpha`` (docs/theory.md §8.6).
 
-    Solves beta = 0 (e_typical), then walks beta up (lower e) and down (higher e) to the
-    zeros of Sigma (e_low, e_high, by Brent), and, if ``energy`` is given, the point at that
+    Solves beta = 0 (e_typical), then walks beta up (lower e) to the zero of Sigma (e_low) and
+    continues the marginal branch in energy (higher e) to the other zero (e_high), by Brent, and, if ``energy`` is given, the point at that
     energy. ``strict``: raise ConvergenceError when the typical point (or the requested
     energy) fails; missing window ends are reported in ``message``, not raised.
     """
@@ -621,7 +686,7 @@ def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | N
     low = high = marginal = at = None
     if typical.converged and typical.complexity > 0:
         low, m1, n1 = _zero_crossing(alpha, loss, quad, typical, +1.0, beta_limit)
-        high, m2, n2 = _zero_crossing(alpha, loss, quad, typical, -1.0, beta_limit)
+        high, m2, n2 = _high_end(alpha, loss, typical)
         evals += n1 + n2
         msgs += [f"e_low: {m1}" if m1 else "", f"e_high: {m2}" if m2 else ""]
         if low is not None and low.branch == "marginal":
