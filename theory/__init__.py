@@ -6,6 +6,7 @@ from .dmft import DMFTConfig, DMFTGrid, DMFTResult, solve_dmft
 from .errors import ConvergenceError, InputError
 from .escape import growth_exponent, mechanism_probability
 from .finite_m import label_cutoff, split_theory, t0_cutoff_law
+from .kac_rice import KacRicePoint, Landscape, landscape, solve_kac_rice
 from .loss import LOSSES, QUARTIC, Loss, get_loss, make_loss
 from .measure import Measure, read_measure_file, write_measure_file
 from .spectral_start import get_preprocessing, spectral_prediction, weak_recovery_threshold
@@ -21,4 +22,5 @@ __all__ = ["ConvergenceError", "InputError", "LOSSES", "QUARTIC", "Loss", "get_l
            "solve_dmft", "DMFTConfig", "DMFTResult", "DMFTGrid",
            "split_theory", "label_cutoff", "t0_cutoff_law",
            "growth_exponent", "mechanism_probability",
-           "spectral_prediction", "weak_recovery_threshold", "get_preprocessing"]
+           "spectral_prediction", "weak_recovery_threshold", "get_preprocessing",
+           "landscape", "solve_kac_rice", "Landscape", "KacRicePoint"]

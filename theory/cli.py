@@ -552,6 +552,49 @@ def _run_spectral_init(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- landscape (§8)
+def _add_landscape(subparsers) -> None:
+    from .kac_rice import LANDSCAPE_DEFAULTS as D
+
+    p = subparsers.add_parser(
+        "landscape", help="Kac-Rice complexity of the minima at q = 0: energy window, typical and marginal minima",
+        description="Annealed Kac-Rice landscape of the local minima at teacher overlap 0 (docs/theory.md §8): "
+                    "Sigma, the energy window of minima [e_low, e_high], the most numerous (e_typical) and the "
+                    "marginal minima, their law, Hessian edge and isolated eigenvalue toward the signal.")
+    p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
+    p.add_argument("--energy", type=number_arg, metavar="E", help="also the minima at energy E = L/N > 0")
+    p.add_argument("--loss", default=D.loss, metavar="NAME",
+                   help=f"loss from the registry, even in yhat and y (default {D.loss})")
+    p.add_argument("--beta-limit", type=number_arg, default=D.beta_limit, metavar="B",
+                   help=f"largest |beta| = |dSigma/de| searched for the window ends (default {D.beta_limit:g})")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_landscape(args) -> int:
+    from .kac_rice import kac_rice_loss, landscape
+
+    kac_rice_loss(args.loss)
+    if args.alpha <= 0:
+        raise InputError(f"alpha must be > 0, got {args.alpha:g}")
+    if args.energy is not None and args.energy <= 0:
+        raise InputError(f"energy must be > 0, got {args.energy:g}")
+    if args.beta_limit <= 0:
+        raise InputError(f"--beta-limit must be > 0, got {args.beta_limit:g}")
+    if sys.stderr.isatty():   # progress for a person; a failure must stay a single line on stderr
+        print(f"landscape alpha={args.alpha:g}: solving beta = 0, then the window ends ...", file=sys.stderr)
+    record = landscape(args.alpha, energy=args.energy, loss=args.loss, beta_limit=args.beta_limit).to_dict()
+    if args.json:
+        print(json.dumps(json_ready(record)))
+    else:
+        _print_record(record, ["alpha", "loss", "e_low", "e_typical", "e_high", "e_marginal", "sigma_low",
+                               "sigma_typical", "sigma_high", "energy", "sigma", "beta", "branch", "mu",
+                               "bulk_edge", "isolated_eigenvalue", "overlap2", "bbp_residual", *_STATUS_KEYS])
+        print(f"{'law':<20} " + ", ".join(f"{k} {v:.6g}" for k, v in record["law"].items()))
+        print(f"{'residuals':<20} " + ", ".join(f"{k} {_format_residual(v)}" for k, v in record["residuals"].items()
+                                                if v is not None))
+    return 0
+
+
 # ---------------------------------------------------------------------------- wiring
 SUBCOMMANDS: list[Subcommand] = [
     ("spectrum", _add_spectrum, _run_spectrum),
@@ -561,6 +604,7 @@ SUBCOMMANDS: list[Subcommand] = [
     ("plot", _add_plot, _run_plot),
     ("dmft", _add_dmft, _run_dmft),
     ("spectral-init", _add_spectral_init, _run_spectral_init),
+    ("landscape", _add_landscape, _run_landscape),
 ]
 
 

@@ -1,0 +1,110 @@
+"""Kac-Rice landscape of the minima (docs/theory.md §8) against trapped gradient-flow states.
+
+A thin script over ``experiments.landscape`` (the science lives there). Stages, each
+reproducible and writing one result file (atomic, provenance attached):
+
+    window   energies of the counted minima per alpha (e_low, e_typical, e_high with --high)
+             next to e_th (1RSB) and the simulated stopping energies -> results/kac_rice/window.json
+    bbp      the alpha where the typical minima get a spike toward the signal -> results/kac_rice/bbp.json
+    phase    Sigma, energy, region on an (alpha, beta) grid -> results/kac_rice/phase_diagram.nc
+             and figures/kac_rice_phase_diagram.png, figures/kac_rice_sigma.png (plot: figures only)
+    simulate trapped states, orthogonal protocol, N = 1000 -> results/kac_rice/states/ (resumable)
+    compare  laws and spectra of those states against Kac-Rice and 1RSB -> results/kac_rice/compare.json
+             and figures/kac_rice_density.png
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/validate_kac_rice.py window
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from experiments.landscape import (compare_states, format_rows, phase_diagram_dataset, plot_phase_diagram,
+                                   plot_sigma_curves,
+                                   simulate_states, window_table)
+from theory.io import atomic_write_text, json_ready, provenance, write_netcdf
+
+OUT = Path("results/kac_rice")
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(json_ready(payload), indent=1))
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("window")
+    w.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
+    w.add_argument("--high", action="store_true", help="also search e_high (slow)")
+    b = sub.add_parser("bbp")
+    b.add_argument("--range", type=float, nargs=2, default=(4.0, 24.0))
+    b.add_argument("--betas", type=float, nargs="+", default=[0.0],
+                   help="beta = dSigma/de of the minima followed in alpha (the first is the headline)")
+    p = sub.add_parser("phase")
+    p.add_argument("--alphas", type=float, nargs="+", default=[2.5, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 18])
+    p.add_argument("--betas", type=float, nargs="+",
+                   default=[-0.05, -0.04, -0.03, -0.02, -0.01, 0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2])
+    sub.add_parser("plot", help="figures from results/kac_rice/phase_diagram.nc")
+    s = sub.add_parser("simulate")
+    s.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
+    s.add_argument("--n", type=int, default=1000)
+    s.add_argument("--reps", type=int, default=4)
+    c = sub.add_parser("compare")
+    c.add_argument("--states", type=Path, default=OUT / "states")
+    args = ap.parse_args(argv)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    if args.cmd == "window":
+        rows = window_table(args.alphas, high=args.high, log=log)
+        _write_json(OUT / "window.json", {"provenance": provenance(alphas=args.alphas, high=args.high), "rows": rows})
+        print(format_rows(rows, ["alpha", "e_low", "e_typical", "e_high", "sigma_typical", "mu_typical", "e_th",
+                                 "e_sim_N4000", "rel_typical_vs_sim"]))
+    elif args.cmd == "bbp":
+        from theory.kac_rice import bbp_alpha
+
+        curve = []
+        for beta in args.betas:
+            curve.append(bbp_alpha(beta=beta, alpha_range=tuple(args.range), strict=False))
+            log(json.dumps(json_ready(curve[-1])))
+        res = {**curve[0], "curve": curve}
+        _write_json(OUT / "bbp.json", {"provenance": provenance(alpha_range=list(args.range), betas=args.betas), **res})
+        print(json.dumps(json_ready(res)))
+    elif args.cmd in ("phase", "plot"):
+        if args.cmd == "phase":
+            ds = phase_diagram_dataset(args.alphas, args.betas, log=log)
+            write_netcdf(ds, OUT / "phase_diagram.nc")
+        else:
+            from theory.io import load_netcdf
+
+            ds = load_netcdf(OUT / "phase_diagram.nc")
+        plot_sigma_curves(ds, "figures/kac_rice_sigma.png")
+        bbp = None
+        if (OUT / "bbp.json").exists():
+            bbp = json.loads((OUT / "bbp.json").read_text())
+        plot_phase_diagram(ds, "figures/kac_rice_phase_diagram.png", bbp)
+        print(f"wrote {OUT / 'phase_diagram.nc'} and figures/kac_rice_phase_diagram.png", file=sys.stderr)
+    elif args.cmd == "simulate":
+        simulate_states(OUT / "states", args.alphas, args.n, args.reps, log=log)
+    else:
+        from experiments.threshold import load_points
+
+        points = load_points(args.states)
+        if not points:
+            print(f"no point files in {args.states}", file=sys.stderr)
+            return 2
+        rows = compare_states(points, figure="figures/kac_rice_density.png", log=log)
+        _write_json(OUT / "compare.json", {"provenance": provenance(states=str(args.states)), "rows": rows})
+        keys = ["alpha", "n", "states", "e_states", "e_typical", "e_th", "mu_states", "mu_typical", "mu_th"]
+        keys += [k for k in rows[0] if k.startswith("ks_")]
+        print(format_rows(rows, keys))
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())

@@ -1,0 +1,809 @@
+"""Annealed Kac-Rice complexity of the local minima of the empirical risk at teacher overlap 0.
+
+docs/theory.md §8. The expected number of local minima of L on the sphere with energy
+e N and q = 0 is exp(N Sigma(e)); the empirical law nu of (yhat_m, y_m) at the counted
+minima is a tilt of the Gaussian law (eq. 8.6), restricted to 1 + chi D > 0 with
+D = V''(yhat, y) and chi = -rho(0) (rho the Stieltjes transform of §2 at 0):
+
+    nu(u, y) = phi(u) phi(y) (1 + chi D) exp(-(chi + kappa) u V' - c V'^2 / 2 - beta V
+                                             + kappa D / (1 + chi D)) / Z          (eq. 8.6)
+
+Four scalars (chi, kappa, c, beta) solve (residuals of :class:`KacRicePoint`)
+
+    r_lambda = chi lambda(-chi) = -1 - chi mu + alpha chi E[D / (1 + chi D)]          (eq. 8.7)
+    r_edge   = alpha E[(chi D / (1 + chi D))^2] - 1        (marginal branch, kappa > 0) (eq. 8.8)
+    r_c      = c alpha E[V'^2] - 1                                                    (eq. 8.9)
+    energy   e = alpha E[V],  mu = alpha E[u V']                                      (eq. 8.10)
+
+and the complexity is Sigma = 1/2 log c - log chi + beta e - kappa / chi + alpha log Z
+(eq. 8.11); dSigma/de = beta. On the ``interior`` branch kappa = 0 and eq. 8.8 is
+replaced by the inequality alpha E[(chi D / (1 + chi D))^2] < 1 (Hessian gapped); on the
+``marginal`` branch the bulk edge of the Hessian is at 0. The Hessian (edge, isolated
+eigenvalue toward the signal, overlap) is computed by :mod:`theory.spectrum` on the law of
+(D, s = y) with the law's own mu (eq. 1.3).
+
+Quadrature: the trapezoid rule on a uniform (u, y) grid of the quadrant u, y >= 0 (losses
+even in yhat and in y: V depends on yhat^2 and y^2), masked to 1 + chi D > 0. On the
+marginal branch the integrand vanishes with all its derivatives at the mask boundary
+(factor exp(kappa D / (1 + chi D))), so the rule converges faster than any power.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+from numpy.typing import ArrayLike
+from scipy.optimize import brentq, root
+
+from typing import TYPE_CHECKING
+
+from .errors import ConvergenceError, InputError, raise_if_failed
+from .loss import YHAT, Y, Loss, get_loss
+from .measure import CurvatureLaw
+from .spectrum import SpectrumSummary, bulk_lower_edge, inverse_stieltjes, spectrum_summary
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["KacRiceQuadrature", "HIGH_QUAD", "KacRicePoint", "Landscape", "LandscapeConfig", "LANDSCAPE_DEFAULTS",
+           "BRANCHES", "SOLVER_TOL",
+           "kac_rice_loss", "log_det", "solve_kac_rice", "solve_at_energy", "landscape", "complexity_curve", "bbp_alpha",
+           "phase_diagram"]
+
+#: tolerance on every residual of eqs. 8.7-8.9 (and of the energy target)
+SOLVER_TOL = 1e-10
+#: branch name -> meaning (docs/theory.md §8.4)
+BRANCHES = {
+    "marginal": "minima with the Hessian bulk edge at 0 (kappa > 0, eq. 8.8)",
+    "interior": "minima with a gapped Hessian (kappa = 0, alpha E[x^2] < 1)",
+}
+
+
+def _check_alpha(alpha) -> float:
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError):
+        raise InputError(f"alpha must be a number, got {alpha!r}") from None
+    if not math.isfinite(a) or a <= 0:
+        raise InputError(f"alpha must be a finite number > 0, got {alpha!r}")
+    return a
+
+
+def kac_rice_loss(loss: Loss | str | None = None) -> Loss:
+    """The loss (registry name or :class:`~theory.loss.Loss`) if it is even in yhat and in y.
+
+    Evenness lets the quadrature use one quadrant and makes the gradient component along
+    the teacher direction, alpha E[V' y], vanish identically at q = 0 (docs/theory.md §8.2);
+    other losses raise InputError.
+    """
+    loss = get_loss(loss)
+    l_expr = loss.l_expr
+    even_u = sp.simplify(l_expr.subs(YHAT, -YHAT) - l_expr) == 0
+    even_y = sp.simplify(l_expr.subs(Y, -Y) - l_expr) == 0
+    if not (even_u and even_y):
+        raise InputError(f"the Kac-Rice landscape needs a loss even in yhat and in y; "
+                         f"{loss.name!r} is not")
+    return loss
+
+
+def log_det(law: CurvatureLaw) -> float:
+    """(1/N) log det H for a law whose Hessian bulk lies above 0 (docs/theory.md eq. 8.4):
+
+        mu rho - log(-rho) - 1 + alpha E[log(1 - D rho)],   rho = rho(0) in (rho_e, 0),
+
+    rho(0) the root of lambda(rho) = 0 (eq. 2.3) on the physical branch. Raises InputError
+    when the bulk edge is not above 0 (then log|det| needs the density on both sides of 0).
+    """
+    edge = bulk_lower_edge(law)
+    if not edge.bulk_edge > 0:
+        raise InputError(f"log_det needs the bulk edge above 0, got {edge.bulk_edge:.3g}")
+    D, w = law.D, law.weights
+    rho = brentq(lambda r: float(inverse_stieltjes(r, law)), edge.rho_edge, edge.rho_edge * 1e-12,
+                 xtol=1e-300, rtol=1e-15)
+    return float(law.mu * rho - math.log(-rho) - 1.0 + law.alpha * float(w @ np.log1p(-D * rho)))
+
+
+# ============================================================================ quadrature
+@dataclass(frozen=True)
+class KacRiceQuadrature:
+    """Uniform trapezoid grid on [0, u_max] x [0, y_max] (docs/theory.md §8.5).
+
+    The default (480 x 400 nodes, u_max = 6, y_max = 8) gives energies and complexities
+    stable to ~1e-5 under 1.5x refinement of both spacings (tests).
+    """
+
+    n_u: int = 480
+    n_y: int = 400
+    u_max: float = 6.0
+    y_max: float = 8.0
+
+    def __post_init__(self):
+        if self.n_u < 16 or self.n_y < 16:
+            raise InputError(f"quadrature needs at least 16 nodes per axis, got {self.n_u} x {self.n_y}")
+        if not (self.u_max > 0 and self.y_max > 0):
+            raise InputError("quadrature ranges u_max, y_max must be > 0")
+
+    def refined(self, factor: float = 1.5) -> "KacRiceQuadrature":
+        return replace(self, n_u=int(round(self.n_u * factor)), n_y=int(round(self.n_y * factor)))
+
+    def grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(u, y, w): flattened nodes and weights of phi(u) phi(y) on the whole plane
+        (each quadrant node stands for its four mirror images)."""
+        u = np.linspace(0.0, self.u_max, self.n_u)
+        y = np.linspace(0.0, self.y_max, self.n_y)
+        wu = np.full(u.size, u[1] - u[0])
+        wu[0] /= 2
+        wy = np.full(y.size, y[1] - y[0])
+        wy[0] /= 2
+        U, Yg = np.meshgrid(u, y, indexing="ij")
+        w = np.outer(wu, wy) * np.exp(-(U**2 + Yg**2) / 2) * (2.0 / np.pi)
+        return U.ravel(), Yg.ravel(), w.ravel()
+
+
+class _Grid:
+    """The loss evaluated once on the quadrature nodes (weights below 1e-300 dropped)."""
+
+    def __init__(self, loss: Loss, quad: KacRiceQuadrature):
+        u, y, w = quad.grid()
+        keep = w > 1e-300
+        self.u, self.y, self.w0 = u[keep], y[keep], w[keep]
+        self.logw0 = np.log(self.w0)
+        self.V = np.asarray(loss.V(self.u, self.y), float)
+        self.dV = np.asarray(loss.dV(self.u, self.y), float)
+        self.D = np.asarray(loss.d2V(self.u, self.y), float)
+        self.uV1 = self.u * self.dV
+        self.V1sq = self.dV ** 2
+        # nodes on the outer rim of the grid (tail diagnostic)
+        self.rim = (self.u > quad.u_max * 0.97) | (self.y > quad.y_max * 0.97)
+
+
+@dataclass(frozen=True)
+class _Law:
+    weights: np.ndarray          # normalised, on the kept nodes (zeros outside 1 + chi D > 0)
+    log_z: float
+    inside: np.ndarray           # mask 1 + chi D > 0
+
+
+def _law(g: _Grid, chi: float, kappa: float, c: float, beta: float) -> _Law:
+    """Normalised weights of eq. 8.6 on the grid, and log Z."""
+    w1 = 1.0 + chi * g.D
+    inside = w1 > 0
+    safe = np.where(inside, w1, 1.0)
+    expo = (g.logw0 + np.log(safe) - (chi + kappa) * g.uV1 - 0.5 * c * g.V1sq - beta * g.V
+            + kappa * g.D / safe)
+    expo = np.where(inside, expo, -np.inf)
+    top = float(np.max(expo)) if inside.any() else -np.inf
+    if not math.isfinite(top):
+        return _Law(np.zeros_like(g.u), -math.inf, inside)
+    ew = np.exp(expo - top)
+    z = float(ew.sum())
+    return _Law(ew / z, math.log(z) + top, inside)
+
+
+@dataclass(frozen=True)
+class _Averages:
+    energy: float
+    mu: float
+    r_lambda: float
+    r_edge: float
+    r_c: float
+    complexity: float
+    tail: float
+    law: _Law
+
+
+def _averages(g: _Grid, alpha: float, chi: float, kappa: float, c: float, beta: float) -> _Averages:
+    law = _law(g, chi, kappa, c, beta)
+    p = law.weights
+    safe = np.where(law.inside, 1.0 + chi * g.D, 1.0)
+    x = np.where(law.inside, chi * g.D / safe, 0.0)
+    energy = alpha * float(p @ g.V)
+    mu = alpha * float(p @ g.uV1)
+    r_lambda = -1.0 - chi * mu + alpha * float(p @ x)
+    r_edge = alpha * float(p @ (x * x)) - 1.0
+    r_c = c * alpha * float(p @ g.V1sq) - 1.0
+    complexity = 0.5 * math.log(c) - math.log(chi) + beta * energy - kappa / chi + alpha * law.log_z
+    tail = float(p[g.rim].sum())
+    return _Averages(energy, mu, r_lambda, r_edge, r_c, complexity, tail, law)
+
+
+# ============================================================================ one point
+@dataclass(frozen=True, eq=False)
+class KacRicePoint:
+    """The counted minima at one (alpha, beta) (docs/theory.md §8).
+
+    ``beta`` = dSigma/de. ``branch``: a key of :data:`BRANCHES`. ``bulk_edge``,
+    ``rho_edge``, ``isolated_eigenvalue``, ``overlap2``, ``bbp_residual`` come from
+    :func:`theory.spectrum.spectrum_summary` on the law of (D, s = y) with mu (an
+    independent evaluation of eqs. 2.3-2.9: on the marginal branch bulk_edge ~ 0 and
+    rho_edge = -chi). ``law``: summary numbers of nu (eq. 8.6). ``residuals``: eqs.
+    8.7-8.9 (edge only on the marginal branch), the gradient along the signal alpha E[V' y]
+    (0 by symmetry) and the tail mass on the grid rim. Status: ``converged`` (every residual
+    below :data:`SOLVER_TOL`, rim mass below 1e-9, spectrum converged, branch consistent),
+    ``iterations`` (residual evaluations), ``residual`` (the largest equation residual),
+    ``message``.
+    """
+
+    alpha: float
+    loss: str
+    beta: float
+    energy: float
+    complexity: float
+    branch: str
+    chi: float
+    kappa: float
+    c: float
+    mu: float
+    bulk_edge: float
+    rho_edge: float
+    isolated_eigenvalue: float | None
+    overlap2: float
+    bbp_residual: float
+    law: dict
+    residuals: dict
+    converged: bool
+    iterations: int
+    residual: float
+    message: str
+    curvature_law: CurvatureLaw | None = field(default=None, repr=False)
+    atoms: dict | None = field(default=None, repr=False)
+    spectrum: SpectrumSummary | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no arrays)."""
+        keys = ("alpha", "loss", "beta", "energy", "complexity", "branch", "chi", "kappa", "c", "mu",
+                "bulk_edge", "rho_edge", "isolated_eigenvalue", "overlap2", "bbp_residual", "law",
+                "residuals", "converged", "iterations", "residual", "message")
+        return {k: getattr(self, k) for k in keys}
+
+    @property
+    def guess(self) -> tuple[float, float, float]:
+        return (self.chi, max(self.kappa, 1e-3), self.c)
+
+
+def _law_summary(g: _Grid, p: np.ndarray, alpha: float) -> dict:
+    au = np.abs(g.u)
+    return {"mean_abs_yhat": float(p @ au), "mean_yhat2": float(p @ g.u**2),
+            "mean_V": float(p @ g.V), "mean_D": float(p @ g.D), "P_D_negative": float(p[g.D < 0].sum()),
+            "P_abs_yhat_below_abs_y": float(p[au < g.y].sum()), "min_D": float(g.D[p > 1e-14].min()),
+            "gradient_signal": 0.0, "normalisation": float(p.sum())}
+
+
+def _default_guess(alpha: float) -> tuple[float, float, float]:
+    # power laws through the alpha = 3 and 7 solutions at beta = 0 (quartic loss)
+    chi = 0.2444 * (alpha / 3.0) ** -1.024
+    c = 0.1041 * (alpha / 3.0) ** -2.06
+    return (chi, 0.015, c)
+
+
+_GRIDS: dict = {}
+
+
+def _grid(loss: Loss, quad: KacRiceQuadrature) -> _Grid:
+    key = (loss.name, str(loss.l_expr), quad)
+    if key not in _GRIDS:
+        if len(_GRIDS) > 4:
+            _GRIDS.clear()
+        _GRIDS[key] = _Grid(loss, quad)
+    return _GRIDS[key]
+
+
+def _newton_polish(f, x, tol: float, max_steps: int = 8):
+    """A few Newton steps with a central-difference Jacobian, to push |f| below ``tol``."""
+    fx = f(x)
+    n = 0
+    for _ in range(max_steps):
+        if np.max(np.abs(fx)) < tol * 0.01:
+            break
+        h = 1e-6
+        J = np.empty((fx.size, x.size))
+        for j in range(x.size):
+            dx = np.zeros_like(x)
+            dx[j] = h
+            J[:, j] = (f(x + dx) - f(x - dx)) / (2 * h)
+            n += 2
+        try:
+            step = np.linalg.solve(J, -fx)
+        except np.linalg.LinAlgError:
+            break
+        x_new = x + step
+        f_new = f(x_new)
+        n += 1
+        if not np.all(np.isfinite(f_new)) or np.max(np.abs(f_new)) >= np.max(np.abs(fx)):
+            break
+        x, fx = x_new, f_new
+    return x, fx, n
+
+
+def _solve_branch(g: _Grid, alpha: float, beta: float, branch: str, guess):
+    """Root of eqs. 8.7-8.9 on one branch; returns (chi, kappa, c, residual vector, evals)."""
+    evals = [0]
+
+    def unpack(x):
+        if branch == "marginal":
+            return math.exp(x[0]), math.exp(x[1]), math.exp(x[2])
+        return math.exp(x[0]), 0.0, math.exp(x[1])
+
+    def f(x):
+        evals[0] += 1
+        if np.any(np.abs(x) > 60):
+            return np.full(len(x), 1e6)
+        chi, kappa, c = unpack(x)
+        a = _averages(g, alpha, chi, kappa, c, beta)
+        if not math.isfinite(a.complexity):
+            return np.full(len(x), 1e6)
+        r = [a.r_lambda, a.r_edge, a.r_c] if branch == "marginal" else [a.r_lambda, a.r_c]
+        r = np.array(r)
+        return np.where(np.isfinite(r), r, 1e6)
+
+    chi0, kappa0, c0 = guess
+    x0 = (np.log([chi0, kappa0, c0]) if branch == "marginal" else np.log([chi0, c0]))
+    sol = root(f, x0, method="hybr", options={"xtol": 1e-13})
+    x, fx, n = _newton_polish(f, sol.x, SOLVER_TOL)
+    chi, kappa, c = unpack(x)
+    return chi, kappa, c, fx, evals[0]
+
+
+def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None = None,
+                   quad: KacRiceQuadrature = KacRiceQuadrature(), branch: str = "auto",
+                   guess: tuple[float, float, float] | None = None, strict: bool = True) -> KacRicePoint:
+    """The minima counted by Kac-Rice at (alpha, beta = dSigma/de), docs/theory.md eqs. 8.6-8.11.
+
+    Parameters
+    ----------
+    alpha : float
+        M/N > 0.
+    beta : float
+        Lagrange multiplier of the energy (0: the most numerous minima).
+    loss : Loss or str, optional
+        Registry name or loss, even in yhat and y (default quartic).
+    quad : KacRiceQuadrature
+        The grid.
+    branch : {"auto", "marginal", "interior"}
+        "auto" (default): the interior branch (gapped Hessian) if its solution satisfies
+        the gap condition, else the marginal one (docs/theory.md §8.4).
+    guess : (chi, kappa, c), optional
+        Warm start.
+    strict : bool
+        Raise ConvergenceError (the failed point attached) instead of returning it.
+    """
+    alpha = _check_alpha(alpha)
+    beta = float(beta)
+    if not math.isfinite(beta):
+        raise InputError(f"beta must be finite, got {beta!r}")
+    if branch not in ("auto", *BRANCHES):
+        raise InputError(f"unknown branch {branch!r}; known: auto, {', '.join(BRANCHES)}")
+    loss = kac_rice_loss(loss)
+    g = _grid(loss, quad)
+    guess = tuple(guess) if guess is not None else _default_guess(alpha)
+    evals = 0
+    notes = []
+    chosen = None
+    if branch in ("auto", "interior"):
+        chi, kappa, c, fx, n = _solve_branch(g, alpha, beta, "interior", guess)
+        evals += n
+        a = _averages(g, alpha, chi, kappa, c, beta)
+        ok = np.max(np.abs(fx)) < SOLVER_TOL
+        gapped = ok and a.r_edge < 1e-9
+        if branch == "interior" or gapped:
+            chosen = ("interior", chi, kappa, c, fx, a)
+        else:
+            notes.append("interior branch " + ("not gapped (alpha E[x^2] - 1 = %.3g)" % a.r_edge
+                                               if ok else "did not converge"))
+    if chosen is None:
+        chi, kappa, c, fx, n = _solve_branch(g, alpha, beta, "marginal", guess)
+        evals += n
+        chosen = ("marginal", chi, kappa, c, fx, _averages(g, alpha, chi, kappa, c, beta))
+    return _point(g, loss, alpha, beta, *chosen, evals, notes, strict)
+
+
+def _point(g, loss, alpha, beta, branch, chi, kappa, c, fx, a: _Averages, evals, notes, strict):
+    residual = float(np.max(np.abs(fx)))
+    p = a.law.weights
+    keep = p > 0
+    residuals = {"lambda": float(a.r_lambda), "edge": float(a.r_edge) if branch == "marginal" else None,
+                 "c": float(a.r_c), "gradient_signal": 0.0, "rim_mass": a.tail}
+    converged = residual < SOLVER_TOL and a.tail < 1e-9 and math.isfinite(a.complexity)
+    messages = list(notes)
+    if residual >= SOLVER_TOL:
+        messages.append(f"{branch} branch: residual {residual:.2e} >= {SOLVER_TOL:g} "
+                        f"(alpha={alpha:g}, beta={beta:g})")
+    if a.tail >= 1e-9:
+        messages.append(f"law reaches the grid rim (mass {a.tail:.1e}): enlarge u_max / y_max")
+    if branch == "marginal" and converged and kappa <= 0:
+        converged = False
+        messages.append("marginal branch with kappa <= 0")
+    spec = cl = None
+    bulk_edge = rho_edge = bbp = overlap2 = math.nan
+    iso = None
+    law = {}
+    if converged:
+        cl = CurvatureLaw.from_samples(g.D[keep], g.y[keep], alpha, a.mu, weights=p[keep] / p[keep].sum())
+        spec = spectrum_summary(cl, strict=False)
+        bulk_edge, rho_edge, iso, overlap2 = spec.bulk_edge, spec.rho_edge, spec.isolated_eigenvalue, spec.overlap2
+        bbp = spec.residuals.bbp
+        residuals["rho_edge_plus_chi"] = float(rho_edge + chi) if branch == "marginal" else None
+        if not spec.converged:
+            converged = False
+            messages.append(f"spectrum: {spec.message}")
+        law = _law_summary(g, p, alpha)
+        # gradient along the teacher direction: alpha E[V' y] over the full plane is 0 by the
+        # u -> -u symmetry of the quadrant law; reported as the signed-quadrant sum (exact 0)
+        residuals["gradient_signal"] = 0.0
+    if converged:
+        messages.append(f"converged ({branch} branch)")
+    point = KacRicePoint(
+        alpha=alpha, loss=loss.name, beta=beta, energy=a.energy, complexity=a.complexity, branch=branch,
+        chi=chi, kappa=kappa, c=c, mu=a.mu, bulk_edge=float(bulk_edge), rho_edge=float(rho_edge),
+        isolated_eigenvalue=iso, overlap2=float(overlap2), bbp_residual=float(bbp), law=law,
+        residuals=residuals, converged=bool(converged), iterations=int(evals), residual=residual,
+        message="; ".join(messages), curvature_law=cl,
+        atoms={"yhat": g.u[keep], "y": g.y[keep], "weights": p[keep] / max(p[keep].sum(), 1e-300)}
+        if converged else None,
+        spectrum=spec)
+    return raise_if_failed(point, strict)
+
+
+# ============================================================================ curves and window
+def complexity_curve(alpha: float, betas: ArrayLike, *, loss: Loss | str | None = None,
+                     quad: KacRiceQuadrature = KacRiceQuadrature(),
+                     guess: tuple[float, float, float] | None = None) -> list[KacRicePoint]:
+    """Sigma(e) at fixed alpha: one :class:`KacRicePoint` per beta (non-strict), solved in
+    order of distance from beta = 0 with warm starts (docs/theory.md §8.5)."""
+    alpha = _check_alpha(alpha)
+    betas = [float(b) for b in np.atleast_1d(betas)]
+    order = sorted(range(len(betas)), key=lambda i: (abs(betas[i]), betas[i]))
+    out: list = [None] * len(betas)
+    last = {1: guess, -1: guess}
+    for i in order:
+        side = 1 if betas[i] >= 0 else -1
+        pt = solve_kac_rice(alpha, betas[i], loss=loss, quad=quad, guess=last[side], strict=False)
+        if pt.converged:
+            last[side] = pt.guess
+            if betas[i] == 0:
+                last = {1: pt.guess, -1: pt.guess}
+        out[i] = pt
+    return out
+
+
+def _energy_target(alpha, energy, loss, quad, start: KacRicePoint):
+    """The point of energy ``energy``: Brent on beta (e decreases with beta)."""
+    cache = {}
+
+    def solve(beta):
+        key = round(beta, 14)
+        if key not in cache:
+            cache[key] = solve_kac_rice(alpha, beta, loss=loss, quad=quad, guess=start.guess, strict=False)
+        return cache[key]
+
+    def f(beta):
+        pt = solve(beta)
+        if not pt.converged:
+            raise ConvergenceError(pt.message, pt)
+        return pt.energy - energy
+
+    b0 = start.beta
+    f0 = start.energy - energy
+    step = 0.05 if f0 > 0 else -0.05
+    b1 = b0
+    for _ in range(40):
+        b_prev, b1 = b1, b1 + step
+        f1 = f(b1)
+        if np.sign(f1) != np.sign(f0):
+            beta = brentq(f, min(b_prev, b1), max(b_prev, b1), xtol=1e-12, rtol=1e-12)
+            return solve(beta)
+        f0 = f1
+        step *= 1.6
+    raise ConvergenceError(f"no beta gives energy {energy:g} at alpha = {alpha:g}", None)
+
+
+#: grid of the search for e_high: the law spreads to large y above e_typical (docs/theory.md §8.6)
+HIGH_QUAD = KacRiceQuadrature(n_u=720, n_y=600, u_max=9.0, y_max=12.0)
+
+
+def _solve_energy_direct(g: _Grid, loss: Loss, alpha: float, energy: float, x0) -> KacRicePoint:
+    """Marginal branch at fixed energy: (chi, kappa, c, beta) from eqs. 8.7-8.10 together.
+
+    Above e_typical e(beta) is very steep (alpha = 4: e 2.6 -> 3.4 for beta -0.05 -> -0.06),
+    so the energy, not beta, is the parameter that continues the branch."""
+    evals = [0]
+
+    def f(v):
+        evals[0] += 1
+        if np.any(np.abs(v[:3]) > 60):
+            return np.full(4, 1e6)
+        chi, kappa, c = np.exp(v[:3])
+        a = _averages(g, alpha, chi, kappa, c, v[3])
+        r = np.array([a.r_lambda, a.r_edge, a.r_c, a.energy / energy - 1.0])
+        return np.where(np.isfinite(r), r, 1e6)
+
+    sol = root(f, np.asarray(x0, float), method="hybr", options={"xtol": 1e-13})
+    x, fx, n = _newton_polish(f, sol.x, SOLVER_TOL)
+    chi, kappa, c = (float(v) for v in np.exp(x[:3]))
+    a = _averages(g, alpha, chi, kappa, c, float(x[3]))
+    return _point(g, loss, alpha, float(x[3]), "marginal", chi, kappa, c, fx, a, evals[0] + n, [], False)
+
+
+def _high_end(alpha: float, loss: Loss, typical: KacRicePoint, quad: KacRiceQuadrature = HIGH_QUAD):
+    """e_high: continue the marginal branch in energy from e_typical (on ``quad``) until
+    Sigma < 0, then Brent on the energy. Returns (point or None, message, evaluations)."""
+    g = _grid(loss, quad)
+    cur = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, guess=typical.guess, strict=False)
+    evals = cur.iterations
+    if not (cur.converged and cur.branch == "marginal" and cur.complexity > 0):
+        return None, f"no marginal start on the e_high grid: {cur.message}", evals
+
+    def x_of(pt):
+        return [math.log(pt.chi), math.log(max(pt.kappa, 1e-12)), math.log(pt.c), pt.beta]
+
+    step = 0.1 * cur.energy
+    for _ in range(80):
+        nxt = _solve_energy_direct(g, loss, alpha, cur.energy + step, x_of(cur))
+        evals += nxt.iterations
+        if not nxt.converged:
+            if step < 0.005 * cur.energy:
+                return None, f"Sigma > 0 up to e = {cur.energy:.6g}; beyond: {nxt.message}", evals
+            step /= 2
+            continue
+        if nxt.complexity < 0:
+            lo = cur
+            cache = {}
+
+            def fs(e):
+                if e not in cache:
+                    cache[e] = _solve_energy_direct(g, loss, alpha, e, x_of(lo))
+                    if not cache[e].converged:
+                        raise ConvergenceError(cache[e].message, cache[e])
+                return cache[e].complexity
+
+            e_high = brentq(fs, cur.energy, nxt.energy, xtol=1e-12, rtol=1e-12)
+            return cache.get(e_high) or _solve_energy_direct(g, loss, alpha, e_high, x_of(lo)), "", evals
+        cur = nxt
+    return None, f"Sigma > 0 up to e = {cur.energy:.6g} after 80 steps", evals
+
+
+def solve_at_energy(alpha: float, energy: float, *, loss: Loss | str | None = None,
+                    quad: KacRiceQuadrature = KacRiceQuadrature(), strict: bool = True) -> KacRicePoint:
+    """The counted minima at a given energy (Brent on beta from beta = 0, eq. 8.10).
+
+    Raises ConvergenceError (``strict``) when beta = 0 or the energy cannot be reached;
+    with ``strict=False`` returns the failed point of the last attempt instead.
+    """
+    alpha = _check_alpha(alpha)
+    energy = float(energy)
+    if not (math.isfinite(energy) and energy > 0):
+        raise InputError(f"energy must be a finite number > 0, got {energy!r}")
+    loss = kac_rice_loss(loss)
+    start = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=strict)
+    if not start.converged:
+        return start
+    try:
+        return _energy_target(alpha, energy, loss, quad, start)
+    except ConvergenceError as exc:
+        if strict:
+            raise
+        return exc.result if isinstance(exc.result, KacRicePoint) else replace(
+            start, converged=False, message=f"energy {energy:g} not reached: {exc}")
+
+
+@dataclass(frozen=True, eq=False)
+class Landscape:
+    """Summary of the minima at one alpha (docs/theory.md §8.6).
+
+    ``typical``: beta = 0 (the most numerous minima, e_typical, Sigma max). ``low`` / ``high``:
+    the ends of the window Sigma >= 0 (e_low by beta, e_high by continuation in the energy on
+    the larger grid :data:`HIGH_QUAD`; None when not found, see ``message``). ``marginal``: the lowest-energy point of the window on the
+    marginal branch (e_marginal; equals e_low when every counted minimum is marginal).
+    ``at_energy``: the point at the requested energy, if any.
+    """
+
+    alpha: float
+    loss: str
+    typical: KacRicePoint
+    low: KacRicePoint | None
+    high: KacRicePoint | None
+    marginal: KacRicePoint | None
+    at_energy: KacRicePoint | None
+    converged: bool
+    iterations: int
+    residual: float
+    message: str
+
+    def to_dict(self) -> dict:
+        def e(pt):
+            return None if pt is None else pt.energy
+
+        def s(pt):
+            return None if pt is None else pt.complexity
+
+        t = self.typical
+        at = self.at_energy or t
+        out = {"alpha": self.alpha, "loss": self.loss,
+               "e_low": e(self.low), "e_high": e(self.high), "e_marginal": e(self.marginal),
+               "e_typical": t.energy,
+               "sigma_low": s(self.low), "sigma_high": s(self.high), "sigma_marginal": s(self.marginal),
+               "sigma_typical": t.complexity,
+               "energy": at.energy, "sigma": at.complexity, "beta": at.beta, "branch": at.branch,
+               "chi": at.chi, "kappa": at.kappa, "c": at.c, "mu": at.mu,
+               "law": at.law, "bulk_edge": at.bulk_edge, "isolated_eigenvalue": at.isolated_eigenvalue,
+               "overlap2": at.overlap2, "bbp_residual": at.bbp_residual, "residuals": at.residuals,
+               "converged": self.converged, "iterations": self.iterations, "residual": self.residual,
+               "message": self.message}
+        return out
+
+
+def _zero_crossing(alpha, loss, quad, inside: KacRicePoint, direction: float, beta_limit: float):
+    """Walk beta from ``inside`` (Sigma > 0) in ``direction`` until Sigma < 0; Brent on the
+    bracket. Returns (point or None, message, evaluations)."""
+    evals = 0
+    cur = inside
+    step = 0.05 * direction
+    while abs(cur.beta) < beta_limit:
+        nxt = solve_kac_rice(alpha, cur.beta + step, loss=loss, quad=quad, guess=cur.guess, strict=False)
+        evals += nxt.iterations
+        if not nxt.converged:
+            if abs(step) > 0.004:
+                step /= 3
+                continue
+            return None, f"Sigma > 0 up to e = {cur.energy:.6g} (beta = {cur.beta:.4g}); beyond: {nxt.message}", evals
+        if nxt.complexity < 0:
+            cache = {cur.beta: cur, nxt.beta: nxt}
+
+            def f(b, _start=cur):
+                if b not in cache:
+                    cache[b] = solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=_start.guess, strict=True)
+                return cache[b].complexity
+
+            b = brentq(f, min(cur.beta, nxt.beta), max(cur.beta, nxt.beta), xtol=1e-12, rtol=1e-12)
+            return cache.get(b) or solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=cur.guess), "", evals
+        cur = nxt
+        step *= 1.5
+    return None, f"Sigma > 0 up to |beta| = {beta_limit:g} (e = {cur.energy:.6g})", evals
+
+
+def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | None = None,
+              quad: KacRiceQuadrature | None = None, beta_limit: float | None = None,
+              strict: bool = True) -> Landscape:
+    """Energy window, most numerous and marginal minima at ``alpha`` (docs/theory.md §8.6).
+
+    Solves beta = 0 (e_typical), then walks beta up (lower e) to the zero of Sigma (e_low) and
+    continues the marginal branch in energy (higher e) to the other zero (e_high), by Brent, and, if ``energy`` is given, the point at that
+    energy. ``strict``: raise ConvergenceError when the typical point (or the requested
+    energy) fails; missing window ends are reported in ``message``, not raised.
+    """
+    alpha = _check_alpha(alpha)
+    loss = kac_rice_loss(loss if loss is not None else LANDSCAPE_DEFAULTS.loss)
+    quad = quad if quad is not None else LANDSCAPE_DEFAULTS.quad
+    beta_limit = float(beta_limit if beta_limit is not None else LANDSCAPE_DEFAULTS.beta_limit)
+    if energy is not None and not (math.isfinite(float(energy)) and float(energy) > 0):
+        raise InputError(f"energy must be a finite number > 0, got {energy!r}")
+    typical = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=False)
+    evals = typical.iterations
+    msgs = []
+    low = high = marginal = at = None
+    if typical.converged and typical.complexity > 0:
+        low, m1, n1 = _zero_crossing(alpha, loss, quad, typical, +1.0, beta_limit)
+        high, m2, n2 = _high_end(alpha, loss, typical)
+        evals += n1 + n2
+        msgs += [f"e_low: {m1}" if m1 else "", f"e_high: {m2}" if m2 else ""]
+        if low is not None and low.branch == "marginal":
+            marginal = low
+        elif typical.branch == "marginal":
+            marginal = typical
+    elif typical.converged:
+        msgs.append("Sigma < 0 at beta = 0: no exponentially numerous minima")
+    if energy is not None and typical.converged:
+        try:
+            at = _energy_target(alpha, float(energy), loss, quad, typical)
+            evals += at.iterations
+        except ConvergenceError as exc:
+            msgs.append(f"energy {energy}: {exc}")
+    converged = typical.converged and (energy is None or (at is not None and at.converged))
+    msgs.insert(0, typical.message)
+    res = max([pt.residual for pt in (typical, low, high, at) if pt is not None])
+    out = Landscape(alpha=alpha, loss=loss.name, typical=typical, low=low, high=high, marginal=marginal,
+                    at_energy=at, converged=bool(converged), iterations=int(evals), residual=float(res),
+                    message="; ".join(m for m in msgs if m))
+    return raise_if_failed(out, strict)
+
+
+@dataclass(frozen=True)
+class LandscapeConfig:
+    """Defaults of :func:`landscape` and of ``python -m theory landscape`` (one place)."""
+
+    loss: str = "quartic"
+    beta_limit: float = 4.0
+    quad: KacRiceQuadrature = KacRiceQuadrature()
+
+
+LANDSCAPE_DEFAULTS = LandscapeConfig()
+
+
+# ============================================================================ BBP and phase diagram
+def bbp_alpha(*, beta: float = 0.0, energy: float | None = None, loss: Loss | str | None = None,
+              quad: KacRiceQuadrature = KacRiceQuadrature(), alpha_range: tuple[float, float] = (4.0, 24.0),
+              strict: bool = True) -> dict:
+    """The alpha at which the counted minima acquire an isolated eigenvalue toward the signal
+    (BBP residual eq. 2.9 = 0 on the law at fixed ``beta``, or at fixed ``energy``).
+
+    Returns a dict: alpha_bbp (None if no sign change in ``alpha_range``), the residuals at
+    the ends, the point at alpha_bbp, converged, message.
+    """
+    loss = kac_rice_loss(loss)
+    cache: dict = {}
+
+    def point(a):
+        if a not in cache:
+            if energy is None:
+                cache[a] = solve_kac_rice(a, beta, loss=loss, quad=quad, strict=True)
+            else:
+                start = solve_kac_rice(a, 0.0, loss=loss, quad=quad, strict=True)
+                cache[a] = _energy_target(a, float(energy), loss, quad, start)
+        return cache[a]
+
+    lo, hi = (float(alpha_range[0]), float(alpha_range[1]))
+    grid = np.geomspace(lo, hi, 9)
+    vals = []
+    for a in grid:
+        vals.append(point(float(a)).bbp_residual)
+        if len(vals) > 1 and np.sign(vals[-1]) != np.sign(vals[-2]):
+            a_c = brentq(lambda x: point(x).bbp_residual, grid[len(vals) - 2], a, xtol=1e-9, rtol=1e-12)
+            pt = point(a_c)
+            return {"alpha_bbp": float(a_c), "energy": pt.energy, "complexity": pt.complexity, "beta": pt.beta,
+                    "bbp_residual": pt.bbp_residual, "converged": True,
+                    "message": f"BBP residual changes sign between alpha = {grid[len(vals) - 2]:.4g} and {a:.4g}"}
+    out = {"alpha_bbp": None, "energy": None, "complexity": None, "beta": beta, "bbp_residual": None,
+           "converged": False, "message": f"no sign change of the BBP residual for alpha in [{lo:g}, {hi:g}] "
+                                          f"(residuals {vals[0]:.3g} .. {vals[-1]:.3g})"}
+    if strict:
+        raise ConvergenceError(out["message"], out)
+    return out
+
+
+def phase_diagram(alphas: ArrayLike, betas: ArrayLike, *, loss: Loss | str | None = None,
+                  quad: KacRiceQuadrature = KacRiceQuadrature(),
+                  progress: Callable[[str], None] | None = None) -> "xr.Dataset":
+    """Sigma, energy, branch and BBP residual on an (alpha, beta) grid, as an xarray Dataset
+    (docs/theory.md §8.7). Region codes: 0 no minima (Sigma < 0 or not solved), 1 minima
+    without a spike toward the signal, 2 minima unstable toward the signal (BBP residual > 0)."""
+    import xarray as xr
+
+    alphas = np.asarray(alphas, float)
+    betas = np.asarray(betas, float)
+    shape = (alphas.size, betas.size)
+    fields = {k: np.full(shape, np.nan) for k in ("energy", "complexity", "bbp_residual", "bulk_edge",
+                                                  "isolated_eigenvalue", "mu", "chi", "kappa", "residual")}
+    region = np.zeros(shape, dtype=np.int8)
+    marginal = np.zeros(shape, dtype=np.int8)
+    for i, a in enumerate(alphas):
+        pts = complexity_curve(a, betas, loss=loss, quad=quad)
+        for j, pt in enumerate(pts):
+            if progress is not None:
+                progress(f"alpha={a:g} beta={betas[j]:g}: {'ok' if pt.converged else 'failed'}")
+            if not pt.converged:
+                continue
+            for k in fields:
+                v = getattr(pt, k)
+                fields[k][i, j] = np.nan if v is None else v
+            marginal[i, j] = pt.branch == "marginal"
+            if pt.complexity >= 0:
+                region[i, j] = 2 if pt.bbp_residual > 0 else 1
+    ds = xr.Dataset(
+        {k: (("alpha", "beta"), v) for k, v in fields.items()},
+        coords={"alpha": alphas, "beta": betas})
+    ds["region"] = (("alpha", "beta"), region)
+    ds["marginal"] = (("alpha", "beta"), marginal)
+    units = {"energy": "e = L/N at the counted minima (eq. 8.10)", "complexity": "Sigma (eq. 8.11), annealed",
+             "bbp_residual": "eq. 2.9 on the law (> 0: isolated eigenvalue toward the signal)",
+             "bulk_edge": "Hessian bulk lower edge (eq. 2.3-2.4)", "isolated_eigenvalue": "eq. 2.7 (nan: none)",
+             "mu": "Lagrange multiplier alpha E[u V'] (eq. 1.3)", "chi": "-rho(0)", "kappa": "edge multiplier",
+             "residual": "largest residual of eqs. 8.7-8.9",
+             "region": "0 no minima (Sigma < 0 or unsolved), 1 stable minima, 2 minima unstable toward the signal",
+             "marginal": "1 on the marginal branch (edge at 0)"}
+    for k, txt in units.items():
+        ds[k].attrs["description"] = txt
+    ds["beta"].attrs["description"] = "dSigma/de"
+    return ds
