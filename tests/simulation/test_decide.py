@@ -84,3 +84,19 @@ def test_rules_validate_their_fields():
         p = make_problem(16, 3.0, seed=0)
         run_dynamics(p, random_starts(16, 1, seed=0), STOP, decide=EarlyDecider(EarlyRules(0.5)),
                      protocol="orthogonal")
+
+
+def test_early_trap_stops_at_the_gradient_level_with_positive_curvature():
+    """Replicas the trap rule stops have rms gradient <= trap_grad (and above the protocol's
+    1e-4) and a positive 20-step Ritz value; each probe's Lanczos steps are counted."""
+    p = make_problem(64, 3.0, seed=6, dtype="float32")
+    W0 = random_starts(64, 6, seed=6, dtype="float32")
+    decider = EarlyDecider(EarlyRules(trap_grad=1e-2, trap_curvature=0.01))
+    early = run_dynamics(p, W0, STOP, INTEG, times=np.array([0.0]), decide=decider)
+    plain = run_dynamics(p, W0, STOP, INTEG, times=np.array([0.0]))
+    stopped = early.extra["decided_early"]
+    assert stopped.any() and np.all(early.status[stopped] == "trapped")
+    assert np.all((early.grad_norm[stopped] <= 1e-2) & (early.grad_norm[stopped] > 1e-4))
+    assert all(decider.trapped_theta[int(b)] >= 0.01 for b in np.flatnonzero(stopped))
+    assert decider.probes >= stopped.sum()
+    assert np.all(early.stop_time[stopped] < plain.stop_time[stopped])
