@@ -175,6 +175,10 @@ def run_flow(bp: BackendProblem, W0: Any, stop: Any = None, integrator: Any = No
     rtol, atol = integrator.tolerances(dname)
     grad_tol = stop.gradient_tolerance(dname)
     n, B = W0.shape
+    namespace(W0)  # InputError naming the extra if array-api-compat is missing
+    from array_api_compat import device as device_of
+
+    dev = device_of(W0)  # host arrays sent to the backend go to W0's device (a GPU for torch/cupy)
     W = sphere(W0, xp)
 
     def overlap(W):
@@ -186,7 +190,7 @@ def run_flow(bp: BackendProblem, W0: Any, stop: Any = None, integrator: Any = No
     e0 = _host(point.energy)
     q = overlap(W)
     n_eval = 9
-    V0 = xp.asarray(np.random.default_rng(0).standard_normal((n, B)).astype(dname))
+    V0 = xp.asarray(np.random.default_rng(0).standard_normal((n, B)).astype(dname), device=dev)
     rho, V = _spectral_radius(bp, W, point, loss, V0, 8)
     t = np.zeros(B)
     h = np.full(B, min(1e-3, 1.0 / rho.max()))
@@ -223,7 +227,7 @@ def run_flow(bp: BackendProblem, W0: Any, stop: Any = None, integrator: Any = No
         s = rkc_stages(float(np.max(h_step[running] * rho[running])), integrator.max_stages)
         h_step = np.minimum(h_step, rkc_max_step(s, rho))
         mu_c, nu_c, mut_c, gat_c = (c.astype(dname) for c in rkc_coefficients(s))
-        hs = xp.asarray(h_step.astype(dname))
+        hs = xp.asarray(h_step.astype(dname), device=dev)
         F0 = -point.rgrad
         Y_jm2 = W
         Y_jm1 = W + (float(mut_c[1]) * hs) * F0
@@ -237,7 +241,7 @@ def run_flow(bp: BackendProblem, W0: Any, stop: Any = None, integrator: Any = No
         n_eval += s
         steps += 1
         since_rho += 1
-        h64 = xp.asarray(h_step)
+        h64 = xp.asarray(h_step, device=dev)
         est = xp.astype(0.8 * (W - W_new), xp.float64) + 0.4 * h64 * xp.astype(F0 - new_point.rgrad, xp.float64)
         scale = atol + rtol * xp.maximum(xp.abs(W), xp.abs(W_new))
         err = np.sqrt(_host(xp.mean((est / xp.astype(scale, xp.float64)) ** 2, axis=0)))
@@ -248,7 +252,7 @@ def run_flow(bp: BackendProblem, W0: Any, stop: Any = None, integrator: Any = No
         fac = np.clip(0.8 * np.maximum(err, 1e-10) ** (-1.0 / 3.0), 0.1, 5.0)
         truncated = h_step < h
         h = np.where(running, np.where(accept & truncated, np.maximum(h, h_step * fac), h_step * fac), h)
-        take = xp.asarray(accept)
+        take = xp.asarray(accept, device=dev)
         W = xp.where(take, W_new, W)
         t = np.where(accept, t + h_step, t)
         point = BackendPoint(*(xp.where(take, b, a) for a, b in
