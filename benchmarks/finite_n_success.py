@@ -22,6 +22,11 @@ over their seeds, ``horizon_n{N}_a{alpha}.nc``).
     OPENBLAS_NUM_THREADS=1 python benchmarks/finite_n_success.py --out results/finite_n_t100 --n 128
     python benchmarks/finite_n_success.py --out results/finite_n_t100 --summary
     python benchmarks/finite_n_success.py --out results/finite_n_t100 --report
+
+Batched (``--batched CLUSTERS PER_CLUSTER``, ``simulation.batched``): PER_CLUSTER starts on
+each of CLUSTERS data sets run as one matrix-matrix flow; P(success) is the mean over all
+starts with the cluster-robust error (starts on one data set are correlated). Checked
+against the stored fresh-data points in ``benchmarks/bench_finite_n.py compare``.
 """
 from __future__ import annotations
 
@@ -108,8 +113,20 @@ def main(argv=None) -> int:
     ap.add_argument("--bbp-report", default="results/bbp_t/report.json",
                     help="report.json of benchmarks/bbp_in_time.py (Lambda_N(alpha))")
     ap.add_argument("--figures", default="figures")
+    ap.add_argument("--batched", type=int, nargs=2, metavar=("CLUSTERS", "PER_CLUSTER"), default=None,
+                    help="run the points as batches: CLUSTERS data sets of PER_CLUSTER starts each (seeds "
+                         "point_seed + 5000 + c; files batched_n{N}_a{alpha}.nc; P with cluster-robust errors)")
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if args.batched:
+        clusters, per = args.batched
+        for n in args.n:
+            for a in (args.alpha or study.GRID[n]):
+                r = study.run_batched(out, n, a, clusters, per)
+                print(f"N={n} alpha={a:g}: P(success) = {r['p']:.3f} +- {r['se']:.3f} (cluster-robust; "
+                      f"{r['successes']}/{r['starts']} over {r['clusters']} data sets, {r['timeouts']} timeouts)",
+                      flush=True)
+        return 0
     if args.report:
         res = study.report(stored_sweeps(out), args.bbp_report, args.figures,
                            args.report_json or out / "report.json")

@@ -36,13 +36,17 @@ from theory.statistics import binomial_standard_error, fit_logistic
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only
+    from simulation.decide import EarlyRules
     import matplotlib.figure
     import xarray as xr
 
 __all__ = ["GRID", "T_MAX", "SUCCESS_OVERLAP", "RTOL", "ATOL", "DTYPE", "TIME_GRID", "AMBIGUOUS_Q",
            "HORIZON_T_MAX", "point_seed", "study_config", "sweep_path", "horizon_path", "horizon_config",
            "success_rows", "growth_exponents", "fit_q_star", "alpha_c_fit", "mechanism_alpha_c",
-           "extrapolations", "threshold_theory", "report", "success_curves_figure", "alpha_c_figure"]
+           "extrapolations", "threshold_theory", "report", "success_curves_figure", "alpha_c_figure",
+           "BATCH_SEED_OFFSET", "Q_LEVELS", "TRAP_CURVATURES", "LANCZOS_STEPS", "cluster_seeds", "protocol_rules",
+           "validation_runs", "early_rule_table", "choose_early_rules", "adopted_early_rules", "batched_path",
+           "run_batched", "compare_with_stored", "todays_runner"]
 
 #: The study's grid: alphas per N around each alpha_c(N).
 GRID = {128: (3.0, 4.0, 5.0, 6.0, 7.0), 256: (3.0, 4.0, 5.0, 6.0, 7.0),
@@ -324,3 +328,258 @@ def alpha_c_figure(res: dict) -> matplotlib.figure.Figure:
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------- early decisions, batched starts
+#: Offset of the batched runs' cluster seeds: cluster c of a point uses point_seed + BATCH_SEED_OFFSET + c,
+#: apart from the study's fresh-data seeds point_seed + j (j < 64 stored).
+BATCH_SEED_OFFSET = 5000
+#: Overlap levels whose first crossing the validation log keeps (candidate early-success thresholds).
+Q_LEVELS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def cluster_seeds(n: int, alpha: float, clusters: int, first: int = 0) -> list[int]:
+    """Seeds of the batched runs' data sets: point_seed(N, alpha) + BATCH_SEED_OFFSET + c."""
+    if first + clusters > 10_000 - BATCH_SEED_OFFSET:
+        raise InputError("too many clusters for the point's seed range")
+    return [point_seed(n, alpha) + BATCH_SEED_OFFSET + c for c in range(first, first + clusters)]
+
+
+def protocol_rules() -> tuple:
+    """(StopRules, Integrator) of the study's protocol."""
+    from simulation.flow import Integrator
+
+    return (StopRules(t_max=T_MAX, success_overlap=SUCCESS_OVERLAP),
+            Integrator(rtol=RTOL, atol=ATOL))
+
+
+def validation_runs(points: Sequence[tuple[int, float, int]], per_cluster: int, out: str | os.PathLike,
+                    progress: bool = True) -> dict:
+    """Full protocol runs (to t = T_MAX) of batched clusters, logged for the early rules.
+
+    ``points``: (N, alpha, clusters). Every cluster is ``per_cluster`` starts on one data set
+    (:func:`cluster_seeds`), run with a :class:`simulation.decide.TrajectoryLog`. Stored per
+    start (npz at ``out``, rewritten after each cluster, resumed): N, alpha, cluster seed,
+    replica, final status, |q| and stop time, evaluations to the stop; the first time and
+    evaluations at which |q| >= each of Q_LEVELS; and the log's curvature probes at each
+    gradient level (time, evaluations, |q|, 20- and 60-step lowest Ritz values).
+    """
+    import sys
+
+    from simulation.batched import run_cluster
+    from simulation.decide import GRAD_LEVELS, TrajectoryLog
+    from theory.io import atomic_savez
+
+    out = Path(out)
+    rec: dict[str, list] = {}
+    if out.exists():
+        with np.load(out) as f:
+            rec = {k: list(f[k]) for k in f.files if k not in ("q_levels", "grad_levels")}
+    done = {(int(n), float(a), int(s)) for n, a, s in zip(rec.get("n", []), rec.get("alpha", []),
+                                                           rec.get("seed", []))}
+    stop, integ = protocol_rules()
+    nq, ng = len(Q_LEVELS), len(GRAD_LEVELS)
+    for n, alpha, clusters in points:
+        for seed in cluster_seeds(n, alpha, clusters):
+            if (int(n), float(alpha), int(seed)) in done:
+                continue
+            log = TrajectoryLog()
+            summary, res = run_cluster(n, alpha, seed, per_cluster, stop, integ, DTYPE, times=np.array([0.0]),
+                                       decide=log)
+            for b in range(per_cluster):
+                h = log.history(b)
+                tq = np.full(nq, np.nan)
+                eq = np.full(nq, np.nan)
+                for k, lv in enumerate(Q_LEVELS):
+                    hit = np.flatnonzero(np.abs(h[:, 1]) >= lv)
+                    if hit.size:
+                        tq[k], eq[k] = h[hit[0], 0], h[hit[0], 4]
+                probes = np.full((ng, 6), np.nan)  # t, evals, |q|, theta20, residual, theta60
+                for row in log.probe_table(b):
+                    k = GRAD_LEVELS.index(row[0])
+                    probes[k] = (row[1], row[7], abs(row[6]), row[3], row[4], row[5])
+                for key, v in (("n", n), ("alpha", alpha), ("seed", seed), ("replica", b),
+                               ("status", str(summary.status[b])), ("q", abs(summary.q[b])),
+                               ("stop_time", summary.stop_time[b]), ("evals", summary.replica_evaluations[b]),
+                               ("q_time", tq), ("q_evals", eq), ("probes", probes),
+                               ("batch_evals", summary.evaluations), ("wall", summary.wall_seconds)):
+                    rec.setdefault(key, []).append(v)
+            atomic_savez(out, **{k: np.array(v) for k, v in rec.items()},
+                         q_levels=np.array(Q_LEVELS), grad_levels=np.array(GRAD_LEVELS))
+            if progress:
+                st = summary.status
+                print(f"validation N={n} alpha={alpha:g} seed {seed}: {np.sum(st == 'success')} success, "
+                      f"{np.sum(st == 'trapped')} trapped, {np.sum(st == 'timeout')} timeout; "
+                      f"{summary.evaluations} evaluations, {summary.wall_seconds:.1f} s", file=sys.stderr, flush=True)
+    return {k: np.array(v) for k, v in rec.items()}
+
+
+#: Candidate thresholds of the early rules searched by :func:`choose_early_rules`.
+TRAP_CURVATURES = (0.01, 0.02, 0.05, 0.1, 0.2)
+#: Lanczos steps of a curvature probe (the validation log's rule probe).
+LANCZOS_STEPS = 20
+
+
+def _rule_outcome(rec: dict, i: int, q_success: float | None, trap_grad: float | None, trap_curv: float,
+                  grad_levels: np.ndarray, q_levels: np.ndarray) -> tuple[str, float]:
+    """What the early rules would make of logged start i: ("success" | "failure" | "none",
+    evaluations to that decision including the curvature probes); "none": the rules never
+    fire and the protocol decides."""
+    best = (np.inf, "none", 0.0)  # (time, outcome, evaluations)
+    if q_success is not None:
+        k = int(np.flatnonzero(np.isclose(q_levels, q_success))[0])
+        t = rec["q_time"][i][k]
+        if np.isfinite(t) and t <= T_MAX:
+            best = (t, "success", rec["q_evals"][i][k])
+    probe_cost = 0.0
+    if trap_grad is not None:
+        for k, lv in enumerate(grad_levels):
+            if lv > trap_grad * (1 + 1e-9):
+                continue
+            t, ev, _, theta = rec["probes"][i][k][:4]
+            if not np.isfinite(t) or t > best[0]:
+                break
+            if k > 0 and rec["probes"][i][k - 1][0] == t and grad_levels[k - 1] <= trap_grad * (1 + 1e-9):
+                continue  # same state as the level above: one probe
+            probe_cost += LANCZOS_STEPS
+            if theta >= trap_curv:
+                best = (t, "failure", ev)
+                break
+    outcome, evals = best[1], best[2]
+    return outcome, (evals if outcome != "none" else rec["evals"][i]) + probe_cost
+
+
+def early_rule_table(rec: dict, mask: np.ndarray, q_success: float | None, trap_grad: float | None,
+                     trap_curv: float) -> dict:
+    """The early rules on the logged starts ``mask``: wrong decisions (false successes, false
+    failures), decisions made early, evaluations with and without the rules."""
+    truth = np.asarray(rec["status"]).astype(str) == "success"
+    gl, ql = np.asarray(rec["grad_levels"]), np.asarray(rec["q_levels"])
+    false_s = false_f = early = 0
+    ev_rule = ev_full = 0.0
+    for i in np.flatnonzero(mask):
+        outcome, ev = _rule_outcome(rec, i, q_success, trap_grad, trap_curv, gl, ql)
+        false_s += outcome == "success" and not truth[i]
+        false_f += outcome == "failure" and truth[i]
+        early += outcome != "none"
+        ev_rule += ev
+        ev_full += rec["evals"][i]
+    m = int(mask.sum())
+    return dict(starts=m, early=int(early), false_successes=int(false_s), false_failures=int(false_f),
+                evaluations_full=float(ev_full / max(m, 1)), evaluations_rule=float(ev_rule / max(m, 1)),
+                saving=float(ev_full / ev_rule) if ev_rule else float("nan"))
+
+
+def choose_early_rules(rec: dict) -> dict:
+    """Thresholds of the early rules chosen on one half of the logged starts (alternate
+    clusters in (N, alpha, seed) order) and checked on the other.
+
+    Success: the lowest level of Q_LEVELS above which no training start failed. Trap: among
+    trap_grad in the log's gradient levels and trap_curvature in TRAP_CURVATURES, the pair with
+    the fewest training evaluations among those with no false failure on the training half,
+    with a margin (the pairs one level looser in gradient and in curvature have none either). The checks on
+    the held-out half (and on all starts) are reported, with the wrong decisions counted.
+    """
+    keys = sorted({(int(n), float(a), int(s)) for n, a, s in zip(rec["n"], rec["alpha"], rec["seed"])})
+    train_keys = set(keys[0::2])
+    train = np.array([(int(n), float(a), int(s)) in train_keys for n, a, s in zip(rec["n"], rec["alpha"], rec["seed"])])
+    ql = [float(v) for v in rec["q_levels"]]
+    q_choice = None
+    for lv in ql:
+        if early_rule_table(rec, train, lv, None, 1.0)["false_successes"] == 0:
+            q_choice = lv
+            break
+    grads = [float(v) for v in rec["grad_levels"]]
+    safe = {(i, j): early_rule_table(rec, train, None, g, c)["false_failures"] == 0
+            for i, g in enumerate(grads) for j, c in enumerate(TRAP_CURVATURES)}
+    best = None
+    for i, g in enumerate(grads):
+        for j, c in enumerate(TRAP_CURVATURES):
+            # a margin: the rule one level looser in the gradient and in the curvature is safe too
+            if not (safe[i, j] and safe.get((i - 1, j), True) and safe.get((i, j - 1), True)):
+                continue
+            tab = early_rule_table(rec, train, q_choice, g, c)
+            if best is None or tab["evaluations_rule"] < best[0]:
+                best = (tab["evaluations_rule"], g, c)
+    trap_grad, trap_curv = (best[1], best[2]) if best else (None, TRAP_CURVATURES[-1])
+    return dict(success_overlap=q_choice, trap_grad=trap_grad, trap_curvature=trap_curv,
+                lanczos_steps=LANCZOS_STEPS, train_clusters=len(train_keys), test_clusters=len(keys) - len(train_keys),
+                train=early_rule_table(rec, train, q_choice, trap_grad, trap_curv),
+                test=early_rule_table(rec, ~train, q_choice, trap_grad, trap_curv),
+                all=early_rule_table(rec, np.ones_like(train), q_choice, trap_grad, trap_curv),
+                success_only_test=early_rule_table(rec, ~train, q_choice, None, trap_curv),
+                trap_only_test=early_rule_table(rec, ~train, None, trap_grad, trap_curv))
+
+
+def batched_path(folder: str | os.PathLike, n: int, alpha: float, tag: str = "batched") -> Path:
+    return Path(folder) / f"{tag}_n{int(n)}_a{alpha:g}.nc"
+
+
+def run_batched(folder: str | os.PathLike, n: int, alpha: float, clusters: int, per_cluster: int,
+                early: EarlyRules | None = None, tag: str = "batched", progress: bool = True) -> dict:
+    """The study's protocol on ``clusters`` data sets of ``per_cluster`` starts each, run as
+    batches (:func:`simulation.batched.run_point`, seeds :func:`cluster_seeds`), optionally
+    with early rules; returns :func:`simulation.batched.point_success` plus cost."""
+    from simulation.batched import point_success, run_point
+
+    stop, integ = protocol_rules()
+    ds = run_point(batched_path(folder, n, alpha, tag), n, alpha, cluster_seeds(n, alpha, clusters), per_cluster,
+                   stop, integ, DTYPE, early=early, progress=progress)
+    res = point_success(ds)
+    res.update(n=int(n), alpha=float(alpha), wall=float(np.nansum(ds["wall_seconds"].values)),
+               evaluations_per_start=float(np.nanmean(ds["replica_evaluations"].values)),
+               batch_evaluations=int(np.sum(ds["evaluations"].values)))
+    return res
+
+
+def compare_with_stored(batched: dict, sweep_file: str | os.PathLike) -> dict:
+    """Batched P(success) +- its cluster-robust error against the stored fresh-data point
+    (binomial error): difference and z = diff / sqrt(se_b^2 + se_s^2)."""
+    ds = read_sweep(sweep_file)
+    point = ds.sel(alpha=batched["alpha"], n=batched["n"])
+    status = np.asarray(point["status"].values).astype(str)
+    k, m = int(np.sum(status == "success")), int(np.sum((status != "pending") & (status != "error")))
+    p = k / m
+    se = binomial_standard_error(k, m)
+    diff = batched["p"] - p
+    z = diff / np.hypot(batched["se"], se)
+    return dict(stored_p=p, stored_se=float(se), stored_starts=m, diff=float(diff), z=float(z),
+                stored_wall_per_start=float(np.nanmean(point["wall_seconds"].values)))
+
+
+def todays_runner(n: int, alpha: float, starts: int, progress: bool = True) -> dict:
+    """The study's runner as the stored sweeps ran it: one start per data set (seeds
+    point_seed + j, j < ``starts``), each its own call of the flow, to the protocol's rules.
+    Returns per-start status, |q|, evaluations and wall seconds (data drawn included)."""
+    import sys
+    import time
+
+    from simulation.data import make_problem, random_starts
+    from simulation.flow import run_dynamics
+
+    config = study_config(n, starts, (alpha,))
+    rows = dict(status=[], q=[], evaluations=[], wall=[], seed=[])
+    for j in range(starts):
+        t0 = time.perf_counter()
+        seed = config.start_seed(n, alpha, j)
+        problem = make_problem(n, alpha, seed, config.dtype)
+        res = run_dynamics(problem, random_starts(n, 1, seed, config.dtype), config.stop_rules(),
+                           config.integrator(), config.loss, times=config.recording_times())
+        for k, v in (("status", str(res.status[0])), ("q", abs(float(res.q[0]))),
+                     ("evaluations", res.gradient_evaluations), ("wall", time.perf_counter() - t0), ("seed", seed)):
+            rows[k].append(v)
+        if progress:
+            print(f"today's runner N={n} alpha={alpha:g} start {j}: {res.status[0]}, |q| {abs(res.q[0]):.2f}, "
+                  f"{res.gradient_evaluations} evaluations, {rows['wall'][-1]:.1f} s", file=sys.stderr, flush=True)
+    return {k: np.array(v) for k, v in rows.items()}
+
+
+def adopted_early_rules(choice: dict, rec: dict) -> dict:
+    """The rules of :func:`choose_early_rules` that made no wrong decision on the held-out
+    half (a rule with a wrong decision there is switched off), with their check on all
+    logged starts."""
+    q = choice["success_overlap"] if choice["success_only_test"]["false_successes"] == 0 else None
+    g = choice["trap_grad"] if choice["trap_only_test"]["false_failures"] == 0 else None
+    c = choice["trap_curvature"]
+    return dict(success_overlap=q, trap_grad=g, trap_curvature=c, lanczos_steps=LANCZOS_STEPS,
+                check_all=early_rule_table(rec, np.ones(len(rec["n"]), bool), q, g, c))

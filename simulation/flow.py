@@ -31,7 +31,7 @@ of dimension N-1 and lifted back.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -45,7 +45,8 @@ from .landscape import LandscapePoint, evaluate, hessian_vector_product, project
 from .protocols import PROTOCOLS, OrthogonalComplement, check_protocol
 
 __all__ = ["StopRules", "Integrator", "Trajectory", "FlowResult", "RunInterrupted", "run_dynamics",
-           "log_time_grid", "describe_replicas", "PROTOCOLS", "STATUS_NAMES", "DIVERGENCE_FACTOR"]
+           "log_time_grid", "describe_replicas", "Decider", "STATUS_RUNNING", "STATUS_SUCCESS",
+           "STATUS_TRAPPED", "PROTOCOLS", "STATUS_NAMES", "DIVERGENCE_FACTOR"]
 
 STATUS_RUNNING, STATUS_SUCCESS, STATUS_TRAPPED, STATUS_TIMEOUT, STATUS_DIVERGED, STATUS_INTERRUPTED = range(6)
 STATUS_NAMES = {STATUS_RUNNING: "running", STATUS_SUCCESS: "success",
@@ -66,6 +67,9 @@ NONFINITE_RETRIES = 30
 #: data are so badly scaled (X times 1e10 gives rho ~ 1e40) that the flow would crawl
 #: forever. Well-scaled runs need tens to thousands of steps (rho ~ 1e2-1e3).
 MAX_STEPS = 1e7
+
+#: An early-decision hook of :func:`run_dynamics` (see its ``decide`` parameter).
+Decider = Callable[..., "tuple[np.ndarray, int]"]
 
 
 @dataclass(frozen=True)
@@ -334,6 +338,7 @@ def run_dynamics(
     times: np.ndarray | None = None,
     progress: bool = False,
     protocol: str = "free",
+    decide: Decider | None = None,
 ) -> FlowResult:
     """Run B replicas (columns of W0) of gradient flow or projected GD to their stop rule.
 
@@ -350,6 +355,14 @@ def run_dynamics(
     protocol : {"free", "orthogonal"}
         "orthogonal": the flow restricted to W orthogonal to W* (needs the teacher), see
         :func:`_run_orthogonal`.
+    decide : callable, optional
+        Extra stop rule (e.g. :class:`simulation.decide.EarlyDecider`), called before every
+        step with the running replicas: ``decide(problem, loss, idx, t, W, point, q, n_eval)``
+        returns ``(codes, evaluations)``, a status code per replica (``STATUS_RUNNING``, or
+        ``STATUS_SUCCESS`` / ``STATUS_TRAPPED`` to stop it now) and the gradient-sized
+        evaluations it spent (added to ``gradient_evaluations``). The flow's own rules
+        (divergence above all) take precedence. Replicas it stopped are marked in
+        ``extra["decided_early"]``. Not with the orthogonal protocol.
 
     Returns
     -------
@@ -366,6 +379,8 @@ def run_dynamics(
         On Ctrl-C, with the result so far.
     """
     check_protocol(protocol)
+    if decide is not None and protocol != "free":
+        raise InputError("an early-decision rule (decide) needs the free protocol")
     loss = get_loss(loss)
     W0 = np.asarray(W0)
     if W0.ndim != 2 or W0.shape[0] != problem.n:
@@ -380,8 +395,8 @@ def run_dynamics(
         dtype = problem.dtype
         W = project_sphere(W0.astype(dtype, copy=True))
         if integrator.method == "flow":
-            return _run_rkc(problem, W, stop, integrator, loss, times, progress)
-        return _run_gd(problem, W, stop, integrator, loss, times, progress)
+            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide)
+        return _run_gd(problem, W, stop, integrator, loss, times, progress, decide)
 
 
 def describe_replicas(indices: Sequence[int] | np.ndarray) -> str:
@@ -416,6 +431,20 @@ def _stop_status(point: LandscapePoint, q, timed_out, stop: StopRules, grad_tol:
     finite = np.isfinite(point.energy) & np.isfinite(point.grad_norm) & np.isfinite(point.mu)
     status[~finite | stuck] = STATUS_DIVERGED
     return status
+
+
+def _apply_decider(decide, status, problem, loss, idx, t, W, point, q, n_eval, early) -> tuple[np.ndarray, int]:
+    """Status after the early-decision hook (the flow's own rules first); marks ``early``."""
+    if decide is None:
+        return status, 0
+    running = status == STATUS_RUNNING
+    if not running.any():
+        return status, 0
+    codes, spent = decide(problem, loss, idx, t, W, point, q, n_eval)
+    codes = np.asarray(codes)
+    take = running & ((codes == STATUS_SUCCESS) | (codes == STATUS_TRAPPED))
+    early[idx[take]] = True
+    return np.where(take, codes, status), int(spent)
 
 
 def _progress_bar(progress: bool, B: int, method: str):
@@ -460,7 +489,7 @@ def _interrupted(finals: _Finals, snapshot, result) -> RunInterrupted:
     return RunInterrupted(result())
 
 
-def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
+def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -> FlowResult:
     t_start = time.perf_counter()
     B = W.shape[1]
     rtol, atol = integrator.tolerances(problem.dtype)
@@ -481,10 +510,13 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
     failures = np.zeros(B, dtype=int)  # consecutive steps whose trial state was not finite
     since_rho = 0
     step_log = []  # (earliest active time, median step, stages, active replicas) per step
+    early = np.zeros(B, bool)
+    own_evals = np.full(B, n_eval)  # evaluations each replica took part in
 
     def result():
         return _result(finals, rec, n_eval, steps, rejected, t_start, "flow",
-                       step_log=np.array(step_log).reshape(-1, 4))
+                       step_log=np.array(step_log).reshape(-1, 4), decided_early=early,
+                       replica_evaluations=own_evals)
 
     snapshot = (idx, W, t, point, q)
     try:
@@ -493,6 +525,9 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
             stuck = ((failures >= NONFINITE_RETRIES) | ~(t + h > t)  # the step underflowed or is NaN
                      | (stop.t_max - t > MAX_STEPS * rkc_max_step(integrator.max_stages, rho)))
             status = _stop_status(point, q, t >= stop.t_max * (1 - 1e-12), stop, grad_tol, e0[idx], stuck)
+            status, spent = _apply_decider(decide, status, problem, loss, idx, t, W, point, q, n_eval, early)
+            n_eval += spent
+            own_evals[idx] += spent
             done = status != STATUS_RUNNING
             if done.any():
                 finals.store(idx[done], W[:, done], status[done], t[done],
@@ -508,6 +543,7 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
             if since_rho >= 25:
                 rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4)
                 n_eval += 4
+                own_evals[idx] += 4
                 since_rho = 0
 
             # step, truncated to land on the next recording time and on t_max
@@ -529,6 +565,7 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
             W_new = project_sphere(Y_jm1)
             new_point = evaluate(problem, W_new, loss)
             n_eval += s
+            own_evals[idx] += s
             steps += 1
             since_rho += 1
             step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
@@ -573,7 +610,7 @@ def _merge(old: LandscapePoint, new: LandscapePoint, take_new) -> LandscapePoint
                              (old.mu, new.mu), (old.rgrad, new.rgrad))))
 
 
-def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
+def _run_gd(problem, W, stop, integrator, loss, times, progress, decide=None) -> FlowResult:
     t_start = time.perf_counter()
     B = W.shape[1]
     lr = integrator.lr
@@ -585,6 +622,7 @@ def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
     point = evaluate(problem, W, loss)
     e0 = point.energy  # start energies of all B replicas (the growth rule)
     n_eval = 1
+    early = np.zeros(B, bool)
     snapshot = (idx, W, np.zeros(B), point, teacher_overlap(problem, W))
     try:
         while True:
@@ -596,6 +634,8 @@ def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
             # timeout at the last step whose time stays within t_max
             timed_out = np.full(idx.size, (k + 1) * lr > stop.t_max * (1 + 1e-12))
             status = _stop_status(point, q, timed_out, stop, grad_tol, e0[idx])
+            status, spent = _apply_decider(decide, status, problem, loss, idx, t, W, point, q, n_eval, early)
+            n_eval += spent
             done = status != STATUS_RUNNING
             if done.any():
                 finals.store(idx[done], W[:, done], status[done], t[done], _subset(point, done), q[done])
@@ -610,11 +650,12 @@ def _run_gd(problem, W, stop, integrator, loss, times, progress) -> FlowResult:
             n_eval += 1
             k += 1
     except KeyboardInterrupt:
-        raise _interrupted(finals, snapshot, lambda: _result(finals, rec, n_eval, k, 0, t_start, "gd")) from None
+        raise _interrupted(finals, snapshot, lambda: _result(finals, rec, n_eval, k, 0, t_start, "gd",
+                                                             decided_early=early)) from None
     finally:
         if bar is not None:
             bar.close()
-    return _result(finals, rec, n_eval, k, 0, t_start, "gd")
+    return _result(finals, rec, n_eval, k, 0, t_start, "gd", decided_early=early)
 
 
 def _run_orthogonal(problem, W0, stop, integrator, loss, times, progress) -> FlowResult:

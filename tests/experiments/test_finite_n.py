@@ -122,3 +122,52 @@ def test_report_end_to_end_on_synthetic_files(tmp_path):
     assert res["by_n"][16]["alpha_c"] == study.alpha_c_fit([r for r in res["points"] if r["n"] == 16])["alpha_c"]
     assert (tmp_path / "finite_n_success_curves.png").stat().st_size > 10_000
     assert (tmp_path / "alpha_c_vs_log_n.png").stat().st_size > 10_000
+
+
+def _synthetic_log():
+    """Four logged starts (two data sets): a fast success, a trap, a success that passed a
+    small-gradient state with positive curvature, a trap that first reached |q| = 0.6."""
+    from simulation.decide import GRAD_LEVELS
+
+    nq, ng = len(study.Q_LEVELS), len(GRAD_LEVELS)
+
+    def probes(rows):
+        p = np.full((ng, 6), np.nan)
+        for k, (t, ev, theta) in rows.items():
+            p[k] = (t, ev, 0.1, theta, 0.0, theta)
+        return p
+
+    qt = np.full((4, nq), np.nan)
+    qe = np.full((4, nq), np.nan)
+    qt[0], qe[0] = np.linspace(1, 2, nq), np.linspace(100, 200, nq)
+    qt[2], qe[2] = np.linspace(50, 60, nq), np.linspace(700, 800, nq)
+    qt[3, :3], qe[3, :3] = (5, 6, 7), (50, 60, 70)
+    pr = np.stack([probes({}), probes({0: (10, 300, 0.5), 1: (12, 350, 0.4)}),
+                   probes({0: (20, 400, 0.3)}), probes({0: (30, 500, 0.05)})])
+    return dict(n=np.array([64] * 4), alpha=np.array([5.0] * 4), seed=np.array([1, 1, 2, 2]),
+                status=np.array(["success", "trapped", "success", "trapped"]), evals=np.array([210, 900, 810, 1000.]),
+                q_time=qt, q_evals=qe, probes=pr, q_levels=np.array(study.Q_LEVELS),
+                grad_levels=np.array(GRAD_LEVELS))
+
+
+def test_early_rule_table_counts_by_hand():
+    rec = _synthetic_log()
+    everything = np.ones(4, bool)
+    # early success at 0.5: start 3 reached 0.5 (level index 2) and was trapped: one false success
+    tab = study.early_rule_table(rec, everything, 0.5, None, 1.0)
+    assert tab["false_successes"] == 1 and tab["early"] == 3
+    assert tab["evaluations_rule"] == pytest.approx((qe := rec["q_evals"])[0, 2] / 4 + 900 / 4 + qe[2, 2] / 4
+                                                    + 70 / 4)
+    # trap at 1e-2 with c = 0.2: start 1 (theta 0.5) and start 2 (0.3, a success: wrong) fire
+    tab = study.early_rule_table(rec, everything, None, 1e-2, 0.2)
+    assert tab["false_failures"] == 1 and tab["early"] == 2
+    assert tab["evaluations_rule"] == pytest.approx((210 + 300 + 20 + 400 + 20 + 1000 + 20) / 4)
+    # at c = 0.35 only start 1 fires; the probe of start 2 still costs its Lanczos steps
+    tab = study.early_rule_table(rec, everything, None, 1e-2, 0.35)
+    assert tab["false_failures"] == 0 and tab["early"] == 1
+
+
+def test_cluster_seeds_are_apart_from_the_studys():
+    seeds = study.cluster_seeds(1024, 5.0, 4)
+    assert seeds[0] == study.point_seed(1024, 5.0) + study.BATCH_SEED_OFFSET and len(set(seeds)) == 4
+    assert min(seeds) - study.point_seed(1024, 5.0) >= 64  # the stored study uses point_seed + j, j < 64

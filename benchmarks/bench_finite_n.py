@@ -1,0 +1,156 @@
+"""Finite-N success at large N: early decisions, batched starts, today's runner against the new one.
+
+Subcommands (science in ``experiments.finite_n``, machinery in ``simulation.decide`` and
+``simulation.batched``):
+
+- ``runs``: full protocol runs of batched clusters to t = 100 with the trajectory log
+  (``results/early_stop/validation.npz``), the data the early rules are validated on;
+- ``validate``: choose the early-rule thresholds on one half of those starts, check them
+  on the other half (``results/early_stop/rules.json``);
+- ``compare``: batched P(success) (cluster-robust errors) against the stored fresh-data
+  sweep points;
+- ``bench``: one (N, alpha) point, today's runner (one start per data set, to the protocol's
+  stop rules) against the new one (batched starts + early rules), in the same run.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_finite_n.py runs
+    python benchmarks/bench_finite_n.py validate
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from experiments import finite_n as study
+
+#: The validation's points: (N, alpha, clusters of 16 starts); 416 starts.
+VALIDATION_POINTS = ((256, 4.0, 4), (256, 5.0, 4), (256, 6.0, 4), (256, 7.0, 4),
+                     (512, 4.0, 2), (512, 5.0, 2), (512, 6.0, 2), (512, 7.0, 2),
+                     (1024, 5.0, 1), (1024, 6.0, 1))
+
+
+def bench(args) -> int:
+    """Today's runner on ``--today-starts`` starts, then the new runner on clusters x per-cluster
+    starts, in this process; one JSON file of both."""
+    import time
+
+    import numpy as np
+
+    from simulation.decide import EarlyRules
+    from theory.io import atomic_write_text, json_ready, provenance
+
+    early = None
+    if args.rules != "none":
+        chosen = json.loads(Path(args.rules).read_text())
+        early = EarlyRules(success_overlap=chosen["success_overlap"], trap_grad=chosen["trap_grad"],
+                           trap_curvature=chosen["trap_curvature"], lanczos_steps=chosen["lanczos_steps"])
+    n, alpha = args.n, args.alpha
+    t0, c0 = time.perf_counter(), time.process_time()
+    today = study.todays_runner(n, alpha, args.today_starts)
+    t_today, cpu_today = time.perf_counter() - t0, time.process_time() - c0
+    tag = "bench" if early is not None else "bench_batched"
+    t0, c0 = time.perf_counter(), time.process_time()
+    new = study.run_batched(args.out, n, alpha, args.clusters, args.per_cluster, early=early, tag=tag)
+    t_new, cpu_new = time.perf_counter() - t0, time.process_time() - c0
+    k = int(np.sum(today["status"] == "success"))
+    m = int(today["status"].size)
+    stored = None
+    path = study.sweep_path(args.stored, n)
+    if path.exists():
+        from simulation.sweep import read_sweep
+
+        ds = read_sweep(path)
+        if alpha in ds["alpha"].values:
+            st = np.asarray(ds.sel(alpha=alpha)["status"].values[0]).astype(str)
+            stored = dict(p=float(np.mean(st == "success")), starts=int(st.size),
+                          same_status_as_today=int(np.sum(st[:m] == today["status"])))
+    res = dict(n=n, alpha=alpha, today=dict(starts=m, successes=k, p=k / m, wall=t_today, wall_per_start=t_today / m,
+                                            cpu_per_start=cpu_today / m,
+                                            evaluations_per_start=float(np.mean(today["evaluations"])),
+                                            status=today["status"].tolist()),
+               new=dict(new, wall_measured=t_new, wall_per_start=t_new / new["starts"],
+                        cpu_per_start=cpu_new / new["starts"],
+                        rules=None if early is None else vars(early), per_cluster=args.per_cluster),
+               stored=stored, speedup_per_start=(t_today / m) / (t_new / new["starts"]),
+               cpu_speedup_per_start=(cpu_today / m) / (cpu_new / new["starts"]),
+               evaluation_ratio=float(np.mean(today["evaluations"])) / new["evaluations_per_start"],
+               provenance=provenance(n=n, alpha=alpha, today_starts=m, clusters=args.clusters,
+                                     per_cluster=args.per_cluster))
+    atomic_write_text(Path(args.out) / f"{tag}_n{n}_a{alpha:g}.json", json.dumps(json_ready(res), indent=1))
+    print(f"N={n} alpha={alpha:g}: today {t_today / m:.1f} s and {res['today']['evaluations_per_start']:.0f} "
+          f"evaluations per start, P = {k}/{m}; new {t_new / new['starts']:.1f} s and "
+          f"{new['evaluations_per_start']:.0f} per start, P = {new['p']:.3f} +- {new['se']:.3f}; "
+          f"speed-up {res['speedup_per_start']:.1f}x (wall), {res['cpu_speedup_per_start']:.1f}x (CPU time)", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("runs", help="full logged runs for the early-rule validation")
+    r.add_argument("--out", default="results/early_stop/validation.npz")
+    r.add_argument("--per-cluster", type=int, default=16)
+    c = sub.add_parser("compare", help="batched P(success) against the stored fresh-data points")
+    c.add_argument("--points", nargs="+", default=["1024:5", "1024:6"], metavar="N:ALPHA")
+    c.add_argument("--clusters", type=int, default=4)
+    c.add_argument("--per-cluster", type=int, default=16)
+    c.add_argument("--out", default="results/bench_finite_n")
+    c.add_argument("--stored", default="results/finite_n_t100")
+    b = sub.add_parser("bench", help="one point: today's runner (a subset of starts) against the new one")
+    b.add_argument("--n", type=int, default=4096)
+    b.add_argument("--alpha", type=float, default=6.0)
+    b.add_argument("--today-starts", type=int, default=8, help="starts of today's runner (its cost per start)")
+    b.add_argument("--clusters", type=int, default=2)
+    b.add_argument("--per-cluster", type=int, default=32)
+    b.add_argument("--rules", default="results/early_stop/rules.json",
+                   help="early rules (from `validate`); 'none' for batched starts alone")
+    b.add_argument("--out", default="results/bench_finite_n")
+    b.add_argument("--stored", default="results/finite_n_t100")
+    v = sub.add_parser("validate", help="choose the early rules on half the logged starts, check on the rest")
+    v.add_argument("--runs", default="results/early_stop/validation.npz")
+    v.add_argument("--out", default="results/early_stop/rules.json")
+    args = ap.parse_args(argv)
+    if args.command == "validate":
+        import numpy as np
+
+        from theory.io import atomic_write_text, json_ready, provenance
+
+        with np.load(args.runs) as f:
+            rec = {k: f[k] for k in f.files}
+        choice = study.choose_early_rules(rec)
+        adopted = study.adopted_early_rules(choice, rec)
+        points = sorted({(int(n), float(a)) for n, a in zip(rec["n"], rec["alpha"])})
+        res = dict(adopted, chosen_on_train=choice, starts=int(len(rec["n"])), points=points,
+                   provenance=provenance(runs=str(args.runs)))
+        atomic_write_text(args.out, json.dumps(json_ready(res), indent=1))
+        print(json.dumps(json_ready({k: res[k] for k in ("success_overlap", "trap_grad", "trap_curvature",
+                                                         "check_all", "starts")})))
+        print(json.dumps(json_ready({k: choice[k] for k in ("train", "test", "success_only_test",
+                                                            "trap_only_test")})))
+        return 0
+    if args.command == "bench":
+        return bench(args)
+    if args.command == "compare":
+        rows = []
+        for token in args.points:
+            n, alpha = int(token.split(":")[0]), float(token.split(":")[1])
+            res = study.run_batched(args.out, n, alpha, args.clusters, args.per_cluster)
+            res.update(study.compare_with_stored(res, study.sweep_path(args.stored, n)))
+            rows.append(res)
+            print(f"N={n} alpha={alpha:g}: batched P = {res['p']:.3f} +- {res['se']:.3f} (cluster; bootstrap "
+                  f"{res['se_bootstrap']:.3f}, binomial {res['se_binomial']:.3f}) vs stored {res['stored_p']:.3f} +- "
+                  f"{res['stored_se']:.3f}: z = {res['z']:.2f}; {res['wall'] / res['starts']:.2f} s per start vs "
+                  f"{res['stored_wall_per_start']:.2f} stored", flush=True)
+        from theory.io import atomic_write_text, json_ready
+
+        atomic_write_text(Path(args.out) / "compare.json", json.dumps(json_ready(rows), indent=1))
+        return 0
+    if args.command == "runs":
+        rec = study.validation_runs(VALIDATION_POINTS, args.per_cluster, Path(args.out))
+        print(json.dumps({"starts": int(len(rec["n"]))}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

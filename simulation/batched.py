@@ -1,0 +1,223 @@
+"""Batched starts: several random starts on one data set, run as one matrix-matrix flow,
+and success probabilities over such clusters.
+
+A *cluster* is one data set (``make_problem(N, alpha, seed)``) with ``B`` starts
+(``random_starts(N, B, seed)``) integrated together by :func:`simulation.flow.run_dynamics`
+(each replica its own step size, stages as (M, N) x (N, B) products, which run at BLAS-3
+speed instead of the memory-bound BLAS-2 of one start). Each start of a cluster is, on its
+own, distributed exactly as a start of the fresh-data sweep, so the mean success over all
+starts estimates the same P(success); but starts on the same data are correlated, and its
+standard error must be the cluster-robust one (:func:`cluster_proportion`: the between-cluster
+variance of the ratio estimator) or a cluster bootstrap (:func:`cluster_bootstrap`), not
+the binomial sqrt(P(1-P)/(C B)).
+
+Storage (:func:`run_point`): one netCDF file per (N, alpha) point with dims (cluster, replica),
+written after every cluster (atomic; a rerun resumes the clusters not yet stored).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from theory import io
+from theory.errors import InputError
+
+from .data import check_memory, check_size, make_problem, random_starts
+from .decide import EarlyDecider, EarlyRules
+from .flow import Decider, FlowResult, Integrator, StopRules, run_dynamics
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["ClusterResult", "run_cluster", "cluster_proportion", "cluster_bootstrap", "run_point",
+           "read_point", "point_success", "BATCH_FORMAT"]
+
+BATCH_FORMAT = "phaseflow-batched-1"
+
+
+@dataclass(frozen=True)
+class ClusterResult:
+    """One data set with its B starts run together.
+
+    Attributes
+    ----------
+    seed : int
+    status : (B,) str; q, stop_time, energy, grad_norm : (B,) final values
+    decided_early : (B,) bool, stopped by the early rules
+    evaluations : int, gradient evaluations of the batch (each covers the running starts;
+        Lanczos probes included)
+    replica_evaluations : (B,) evaluations each start took part in (its cost counted in
+        single-start evaluations; Lanczos probes spread over the running starts)
+    wall_seconds : float, data drawn and flow run
+    """
+
+    seed: int
+    status: np.ndarray
+    q: np.ndarray
+    stop_time: np.ndarray
+    energy: np.ndarray
+    grad_norm: np.ndarray
+    decided_early: np.ndarray
+    evaluations: int
+    replica_evaluations: np.ndarray
+    wall_seconds: float
+
+
+def run_cluster(n: int, alpha: float, seed: int, starts: int, stop: StopRules, integrator: Integrator,
+                dtype: str = "float32", loss: str | None = None, times: np.ndarray | None = None,
+                early: EarlyRules | None = None, decide: Decider | None = None) -> tuple[ClusterResult, FlowResult]:
+    """Draw the data of ``seed`` and ``starts`` starts, run them as one batch.
+
+    ``early``: the early-decision rules (:class:`~simulation.decide.EarlyRules`); ``decide``: any
+    other hook of ``run_dynamics`` (e.g. a :class:`~simulation.decide.TrajectoryLog`), not both.
+    Returns the summary and the flow's full result.
+    """
+    check_size(n, alpha)
+    if early is not None and decide is not None:
+        raise InputError("give early rules or a decide hook, not both")
+    t0 = time.perf_counter()
+    problem = make_problem(n, alpha, seed, dtype)
+    W0 = random_starts(n, starts, seed, dtype)
+    hook = EarlyDecider(early) if early is not None and early.active else decide
+    res = run_dynamics(problem, W0, stop, integrator, loss, times=times, decide=hook)
+    summary = ClusterResult(seed=int(seed), status=res.status.astype(str), q=res.q, stop_time=res.stop_time,
+                            energy=res.energy, grad_norm=res.grad_norm,
+                            decided_early=np.asarray(res.extra.get("decided_early", np.zeros(starts, bool))),
+                            evaluations=int(res.gradient_evaluations), replica_evaluations=np.asarray(res.extra.get("replica_evaluations", np.full(starts, res.gradient_evaluations)), float),
+                            wall_seconds=time.perf_counter() - t0)
+    return summary, res
+
+
+def cluster_proportion(success: ArrayLike, decided: ArrayLike | None = None) -> tuple[float, float]:
+    """P = (successes) / (decided starts) over clusters (rows), and its cluster-robust
+    standard error, the between-cluster variance of the ratio estimator::
+
+        se^2 = C / (C - 1) * sum_c (y_c - P n_c)^2 / (sum_c n_c)^2
+
+    (y_c successes and n_c decided starts of cluster c; C clusters with n_c > 0). With one
+    start per cluster it is sqrt(P(1-P)/(C-1)), the binomial error up to C/(C-1).
+    NaN se with fewer than 2 clusters.
+    """
+    s = np.atleast_2d(np.asarray(success, bool))
+    d = np.ones_like(s, bool) if decided is None else np.atleast_2d(np.asarray(decided, bool))
+    y = (s & d).sum(axis=1).astype(float)
+    m = d.sum(axis=1).astype(float)
+    keep = m > 0
+    y, m = y[keep], m[keep]
+    if m.sum() == 0:
+        return float("nan"), float("nan")
+    p = y.sum() / m.sum()
+    C = y.size
+    if C < 2:
+        return float(p), float("nan")
+    se = np.sqrt(C / (C - 1) * np.sum((y - p * m) ** 2)) / m.sum()
+    return float(p), float(se)
+
+
+def cluster_bootstrap(success: ArrayLike, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """P over all starts and the standard deviation of P over ``reps`` resamplings of whole
+    clusters (rows) with replacement."""
+    s = np.atleast_2d(np.asarray(success, float))
+    C = s.shape[0]
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, C, size=(reps, C))
+    boot = s[pick].mean(axis=(1, 2))
+    return float(s.mean()), float(boot.std(ddof=1))
+
+
+# ---------------------------------------------------------------------------- stored points
+def _empty(seeds, starts, attrs) -> xr.Dataset:
+    import xarray as xr
+
+    C = len(seeds)
+    shape = (C, starts)
+    nan = lambda: np.full(shape, np.nan)  # noqa: E731
+    dims = ("cluster", "replica")
+    data = {"status": (dims, np.full(shape, "pending", dtype=object)),
+            "final_overlap": (dims, nan()), "stop_time": (dims, nan()), "final_energy": (dims, nan()),
+            "final_grad_norm": (dims, nan()), "decided_early": (dims, np.zeros(shape, bool)),
+            "replica_evaluations": (dims, nan()),
+            "evaluations": (("cluster",), np.zeros(C, np.int64)),
+            "wall_seconds": (("cluster",), np.full(C, np.nan)),
+            "cluster_seed": (("cluster",), np.array(seeds, np.int64))}
+    return xr.Dataset(data, coords={"cluster": np.arange(C), "replica": np.arange(starts)}, attrs=attrs)
+
+
+def run_point(out: str | os.PathLike, n: int, alpha: float, seeds: ArrayLike, starts: int, stop: StopRules,
+              integrator: Integrator, dtype: str = "float32", loss: str | None = None,
+              early: EarlyRules | None = None, progress: bool = False) -> xr.Dataset:
+    """Run (or resume) the clusters ``seeds`` (one data set each, ``starts`` starts) of one
+    (N, alpha) point into the netCDF file ``out``; recording only t = 0 (steps never
+    shortened, as the finite-N study). Returns the dataset. A file made with other
+    parameters is refused (InputError).
+    """
+    import sys
+
+    seeds = [int(s) for s in np.asarray(seeds).ravel()]
+    out = io.output_path(out, "point file")
+    check_memory(n, alpha, starts, dtype)
+    attrs = {"format": BATCH_FORMAT, "n": int(n), "alpha": float(alpha), "starts_per_cluster": int(starts),
+             "dtype": str(dtype), "loss": str(loss or "quartic"), "time_grid": "none",
+             **{f"stop_{k}": ("default" if v is None else v) for k, v in asdict(stop).items()},
+             **{f"integrator_{k}": ("default" if v is None else v) for k, v in asdict(integrator).items()},
+             **{f"early_{k}": ("off" if v is None else (float(v) if np.isfinite(v) else "inf"))
+                for k, v in asdict(early or EarlyRules()).items()}}
+    if Path(out).exists():
+        ds = io.load_netcdf(out)
+        for k, v in attrs.items():
+            if str(ds.attrs.get(k)) != str(v):
+                raise InputError(f"{out} holds another point or protocol ({k}: {ds.attrs.get(k)!r} != {v!r})")
+        if [int(s) for s in ds["cluster_seed"].values] != seeds:
+            raise InputError(f"{out} holds other cluster seeds")
+    else:
+        ds = _empty(seeds, starts, {**io.provenance(**attrs), **attrs})
+        io.write_netcdf(ds, out)
+    for c, seed in enumerate(seeds):
+        if not np.all(ds["status"].values[c] == "pending"):
+            continue
+        summary, _ = run_cluster(n, alpha, seed, starts, stop, integrator, dtype, loss, np.array([0.0]), early)
+        ds["status"].values[c] = summary.status.astype(object)
+        for name, v in (("final_overlap", summary.q), ("stop_time", summary.stop_time),
+                        ("final_energy", summary.energy), ("final_grad_norm", summary.grad_norm),
+                        ("decided_early", summary.decided_early),
+                        ("replica_evaluations", summary.replica_evaluations)):
+            ds[name].values[c] = v
+        ds["evaluations"].values[c] = summary.evaluations
+        ds["wall_seconds"].values[c] = summary.wall_seconds
+        io.write_netcdf(ds, out)
+        if progress:
+            p = np.mean(summary.status == "success")
+            print(f"N={n} alpha={alpha:g} cluster {c + 1}/{len(seeds)} (seed {seed}): P={p:.3f}, "
+                  f"{summary.evaluations} evaluations, {summary.wall_seconds:.1f} s", file=sys.stderr, flush=True)
+    return ds
+
+
+def read_point(path: str | os.PathLike) -> xr.Dataset:
+    """A point file of :func:`run_point` (InputError if it is not one)."""
+    ds = io.load_netcdf(path)
+    if ds.attrs.get("format") != BATCH_FORMAT:
+        raise InputError(f"{path} is not a batched point file ({BATCH_FORMAT})")
+    return ds
+
+
+def point_success(ds: xr.Dataset) -> dict:
+    """P(success) of a point over its finished clusters: the cluster-robust estimate and
+    standard error, the cluster bootstrap's, the binomial error (wrong for clusters, shown
+    for comparison), counts."""
+    status = np.asarray(ds["status"].values).astype(str)
+    finished = ~np.any(status == "pending", axis=1)
+    s = status[finished] == "success"
+    p, se = cluster_proportion(s)
+    _, se_boot = cluster_bootstrap(s) if s.shape[0] >= 2 else (p, float("nan"))
+    k, m = int(s.sum()), int(s.size)
+    return dict(p=p, se=se, se_bootstrap=se_boot,
+                se_binomial=float(np.sqrt(p * (1 - p) / m)) if m else float("nan"),
+                successes=k, starts=m, clusters=int(finished.sum()),
+                timeouts=int(np.sum(status[finished] == "timeout")),
+                early=int(np.asarray(ds["decided_early"].values)[finished].sum()))
