@@ -25,6 +25,7 @@ from pathlib import Path
 from experiments import finite_n
 from experiments import spectral_success as study
 from simulation.sweep import run_sweep
+from theory.io import atomic_write_text, provenance
 
 #: low-alpha random-start reference (the stored random study starts at alpha = 3).
 RANDOM_N, RANDOM_ALPHAS, RANDOM_STARTS = 256, (1.0, 1.5, 2.0, 2.5), 32
@@ -39,6 +40,9 @@ def main(argv=None) -> int:
     ap.add_argument("--starts", type=int, default=None, help="starts per point (default: study.STARTS[N])")
     ap.add_argument("--theory", action="store_true", help="compute the prediction file (DMFT) and exit")
     ap.add_argument("--random", action="store_true", help="the low-alpha random-start points at N = 256")
+    ap.add_argument("--extra", action="store_true", help="the alphas of study.EXTRA_GRID (own files)")
+    ap.add_argument("--paired", nargs=3, metavar=("PREPROCESS", "N", "ALPHA"), default=None,
+                    help="spectral vs independent start of the same q0 on the same data (eq. 6.9's test)")
     ap.add_argument("--report", action="store_true", help="only read stored files: table, JSON, figure")
     ap.add_argument("--figure", default="figures/spectral_success.png")
     ap.add_argument("--workers", type=int, default=0, help="sweep worker processes (default 0: this process)")
@@ -54,6 +58,21 @@ def main(argv=None) -> int:
         study.critical_q0_table(study.theory_path(out), steps=3)
         print(json.dumps({k: v.get("alpha_spec_bracket") for k, v in
                           json.loads(study.theory_path(out).read_text())["preprocessings"].items()}))
+        return 0
+    if args.paired:
+        pre, n, alpha = args.paired[0], int(args.paired[1]), float(args.paired[2])
+        path = out / f"paired_{pre}_n{n}_a{alpha:g}.json"
+        rows = study.paired_warm_starts(pre, n, alpha, args.starts or 12, progress=True)
+        atomic_write_text(path, json.dumps(dict(provenance=provenance(command="benchmarks/spectral_success.py --paired",
+                                                                      preprocess=pre, n=n, alpha=alpha),
+                                                rows=rows), indent=1))
+        return 0
+    if args.extra:
+        for pre, by_n in study.EXTRA_GRID.items():
+            for n in args.n:
+                if n in by_n:
+                    config = study.study_config(pre, n, args.starts or study.STARTS[n], by_n[n])
+                    run_sweep(config, study.extra_path(out, pre, n), workers=args.workers, progress=True)
         return 0
     if args.random:
         config = finite_n.study_config(RANDOM_N, RANDOM_STARTS, RANDOM_ALPHAS)

@@ -46,8 +46,8 @@ if TYPE_CHECKING:  # annotations only
     import matplotlib.figure
 
 __all__ = ["PREPROCESSINGS", "GRID", "STARTS", "DMFT_ALPHAS", "DMFT_T_MAX", "DMFT_SAMPLES", "RANDOM_ALPHA_INF",
-           "Q0C_ALPHAS", "q0_spec", "study_config", "sweep_path", "theory_path", "dmft_run", "theory_prediction",
-           "critical_q0_table", "q0_c_at",
+           "Q0C_ALPHAS", "EXTRA_GRID", "q0_spec", "study_config", "sweep_path", "extra_path", "theory_path", "dmft_run", "theory_prediction",
+           "critical_q0_table", "q0_c_at", "paired_warm_starts",
            "alpha_spec_bracket", "success_rows", "transition", "report", "success_figure", "format_report"]
 
 #: The two preprocessings of the study: the optimal one (weak recovery at alpha = 1/2) and
@@ -58,6 +58,9 @@ PREPROCESSINGS = ("mondelli-montanari", "trimmed")
 GRID = {"mondelli-montanari": {256: (0.75, 1.0, 1.25, 1.5, 2.0, 3.0), 1024: (1.0, 1.25, 1.5, 2.0),
                                4096: (1.25, 1.5)},
         "trimmed": {256: (1.5, 2.0, 2.5, 3.0, 4.0), 1024: (1.5, 2.0, 2.5, 3.0, 4.0), 4096: (2.0, 2.5, 3.0)}}
+#: alphas added after the main grid, in their own files (extra_path): the N = 256 points
+#: showed the mondelli-montanari transition between 1.5 and 2.
+EXTRA_GRID = {"mondelli-montanari": {256: (1.75,), 1024: (1.75,)}}
 #: starts per point (fewer at large N: ~5 s per trapped start at N = 1024, 25-85 s at 4096).
 STARTS = {256: 32, 1024: 16, 4096: 8}
 #: DMFT grid of the prediction (refined by bisection around the transition).
@@ -84,6 +87,11 @@ def study_config(preprocess: str, n: int, starts: int, alphas: Sequence[float] |
 
 def sweep_path(folder: str | os.PathLike, preprocess: str, n: int) -> Path:
     return Path(folder) / f"sweep_{preprocess}_n{int(n)}.nc"
+
+
+def extra_path(folder: str | os.PathLike, preprocess: str, n: int) -> Path:
+    """Further alphas of (preprocessing, N) added after the main grid (:data:`EXTRA_GRID`)."""
+    return Path(folder) / f"sweep_{preprocess}_n{int(n)}_extra.nc"
 
 
 def theory_path(folder: str | os.PathLike) -> Path:
@@ -323,7 +331,7 @@ def report(folder: str | os.PathLike, random_folder: str | os.PathLike | None = 
         raise InputError(f"no prediction file {str(tpath)!r} (benchmarks/spectral_success.py --theory)")
     theory = json.loads(tpath.read_text())
     random_folder = Path("results/finite_n_t100") if random_folder is None else Path(random_folder)
-    paths = [sweep_path(folder, pre, n) for pre in PREPROCESSINGS for n in ns]
+    paths = [p for pre in PREPROCESSINGS for n in ns for p in (sweep_path(folder, pre, n), extra_path(folder, pre, n))]
     paths = [p for p in paths if p.exists()] + sorted(folder.glob("random_n*.nc"))
     paths += [p for p in (finite_n.sweep_path(random_folder, n) for n in ns) if p.exists()]
     rows = success_rows(paths, theory)
@@ -425,3 +433,53 @@ def format_report(res: dict) -> list[str]:
                      f"logistic {_f(t['alpha_c_logistic'])} +- {_f(t['alpha_c_se'])}"
                      + (f"; predicted (eq. 6.12) {_f(t['alpha_half_pred'])}" if "alpha_half_pred" in t else ""))
     return lines
+
+
+# ---------------------------------------------------------------------------- the approximation
+def paired_warm_starts(preprocess: str, n: int, alpha: float, starts: int, progress: bool = False) -> list[dict]:
+    """Test of the approximation of eq. 6.9 on the study's data sets (seeds point_seed + j):
+    from each spectral start W0_spec, and from a start independent of the data given the same
+    overlap (:func:`simulation.data.warm_start` at q0 = <W0_spec, W*>/N, its random part from
+    the same seed), run the study's flow. Per pair: q0, the start energies e(0) = L/N of
+    both, the independent-start model's e(0) = alpha E[V(q0 y + sqrt(1 - q0^2) g, y)]
+    (Gauss-Hermite), and both outcomes (status, final |q|)."""
+    from numpy.polynomial.hermite_e import hermegauss
+
+    from simulation.data import make_problem, warm_start
+    from simulation.flow import run_dynamics
+    from simulation.spectral_start import spectral_start
+    from theory.loss import get_loss
+
+    config = study_config(preprocess, n, starts, (alpha,))
+    loss = get_loss(config.loss)
+    x, w = hermegauss(40)
+    w = w / w.sum()
+    out = []
+    for j in range(starts):
+        seed = config.start_seed(n, alpha, j)
+        problem = make_problem(n, alpha, seed, config.dtype)
+        ws = problem.w_star.astype(np.float64)
+        spec = spectral_start(problem, config.preprocess, 1, seed=seed).W0
+        q0 = float(spec[:, 0].astype(np.float64) @ ws / n)
+        warm = warm_start(problem, q0, seed).astype(problem.dtype)
+        y = problem.y.astype(np.float64)
+
+        def energy(W):
+            return float(np.sum(loss.V(problem.X.astype(np.float64) @ W[:, 0].astype(np.float64), y)) / n)
+
+        h = q0 * x[:, None] + math.sqrt(1 - q0 * q0) * x[None, :]
+        e_model = float(alpha * np.sum(w[:, None] * w[None, :] * loss.V(h, x[:, None])))
+        row = dict(seed=int(seed), q0=q0, e0_spectral=energy(spec), e0_warm=energy(warm), e0_model=e_model)
+        for name, W0 in (("spectral", spec), ("warm", warm)):
+            res = run_dynamics(problem, W0, config.stop_rules(), config.integrator(), config.loss,
+                               times=config.recording_times())
+            row[f"{name}_status"] = str(res.status[0])
+            row[f"{name}_q"] = float(abs(res.q[0]))
+            row[f"{name}_t"] = float(res.stop_time[0])
+        out.append(row)
+        if progress:
+            print(f"paired {preprocess} N={n} alpha={alpha:g} seed {seed}: q0={q0:.3f} e0 spec/warm/model "
+                  f"{row['e0_spectral']:.3f}/{row['e0_warm']:.3f}/{e_model:.3f}; spectral {row['spectral_status']} "
+                  f"|q|={row['spectral_q']:.3f}, warm {row['warm_status']} |q|={row['warm_q']:.3f}",
+                  file=sys.stderr, flush=True)
+    return out
