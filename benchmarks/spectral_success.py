@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--random", action="store_true", help="the low-alpha random-start points at N = 256")
     ap.add_argument("--extra", action="store_true", help="the alphas of study.EXTRA_GRID (own files)")
     ap.add_argument("--paired", nargs=3, metavar=("PREPROCESS", "N", "ALPHA"), default=None,
-                    help="spectral vs independent start of the same q0 on the same data (eq. 6.9's test)")
+                    help="spectral vs independent start of the same q0 on the same data (eq. 6.10's test)")
     ap.add_argument("--report", action="store_true", help="only read stored files: table, JSON, figure")
     ap.add_argument("--figure", default="figures/spectral_success.png")
     ap.add_argument("--workers", type=int, default=0, help="sweep worker processes (default 0: this process)")

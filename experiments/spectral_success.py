@@ -7,9 +7,9 @@ N -> infinity start overlap q0_spec(alpha; T) = sqrt(overlap2) of the random-mat
 (:func:`theory.spectral_start.spectral_prediction`, eqs. 6.3-6.5), and the DMFT of the flow
 (:func:`theory.dmft.solve_dmft`, §5) from q(0) = q0_spec(alpha): success at N = infinity when
 q(t) reaches the success overlap by the DMFT's horizon. The algorithmic threshold
-alpha_spec(T) (eq. 6.10) is bracketed between the largest failing and the smallest succeeding
+alpha_spec(T) (eq. 6.12) is bracketed between the largest failing and the smallest succeeding
 alpha, refined by bisection. Approximation: the DMFT starts from a start independent of the
-data given q0 (eq. 6.9); the spectral start is a function of the data.
+data given q0 (eq. 6.10); the spectral start is a function of the data.
 
 *Simulation*: sweeps (:mod:`simulation.sweep`, ``init="spectral"``) with the finite-N
 study's protocol (:mod:`experiments.finite_n`: float32, rtol 1e-2, atol 1e-3, success
@@ -54,10 +54,11 @@ __all__ = ["PREPROCESSINGS", "GRID", "STARTS", "DMFT_ALPHAS", "DMFT_T_MAX", "DMF
 #: truncated Wirtinger flow's (a hard edge, alpha_w = 1.63; the plain y^2 of Wirtinger flow
 #: has no N -> infinity limit, docs/theory.md §6.4).
 PREPROCESSINGS = ("mondelli-montanari", "trimmed")
-#: alphas per (preprocessing, N), around the predicted transition.
+#: alphas per (preprocessing, N), around the predicted transition (N = 4096: chosen after the
+#: N = 256 and 1024 points, around their transition).
 GRID = {"mondelli-montanari": {256: (0.75, 1.0, 1.25, 1.5, 2.0, 3.0), 1024: (1.0, 1.25, 1.5, 2.0),
-                               4096: (1.25, 1.5)},
-        "trimmed": {256: (1.5, 2.0, 2.5, 3.0, 4.0), 1024: (1.5, 2.0, 2.5, 3.0, 4.0), 4096: (2.0, 2.5, 3.0)}}
+                               4096: (1.5, 1.75)},
+        "trimmed": {256: (1.5, 2.0, 2.5, 3.0, 4.0), 1024: (1.5, 2.0, 2.5, 3.0, 4.0), 4096: (2.5, 2.75)}}
 #: alphas added after the main grid, in their own files (extra_path): the N = 256 points
 #: showed the mondelli-montanari transition between 1.5 and 2.
 EXTRA_GRID = {"mondelli-montanari": {256: (1.75,), 1024: (1.75,)}}
@@ -259,7 +260,7 @@ def success_rows(paths: Sequence[str | os.PathLike], theory: dict | None = None)
     |q(0)| (mean, standard deviation, standard error; NaN where the file predates them)
     against the core's q0_spec (spectral starts). With a ``theory`` file holding q0_c
     (eq. 6.11): the finite-N prediction p_pred = fraction of starts with |q(0)| >= q0_c(alpha)
-    (eq. 6.12) and how many starts it classifies correctly. Points with undecided starts
+    (eq. 6.13) and how many starts it classifies correctly. Points with undecided starts
     (pending or error) are skipped (a partial file reads as its complete points)."""
     rows = []
     for path in paths:
@@ -310,7 +311,8 @@ def transition(rows: Sequence[dict]) -> dict:
     m = [r["starts"] for r in rr]
     if len(rr) >= 2 and 0 < sum(k) < sum(m):
         try:
-            ac, w, se = fit_logistic(a, k, m)
+            with np.errstate(over="ignore"):
+                ac, w, se = fit_logistic(a, k, m)
             if np.isfinite(ac) and a[0] - 1 <= ac <= a[-1] + 1:
                 fit.update(alpha_c_logistic=float(ac), width=float(w), alpha_c_se=float(se))
         except Exception:  # a degenerate fit (separable data) leaves the interpolated value
@@ -348,12 +350,26 @@ def report(folder: str | os.PathLike, random_folder: str | os.PathLike | None = 
             if len(pp) >= 2:
                 tr["alpha_half_pred"] = transition([dict(r, p=r["p_pred"]) for r in pp])["alpha_half"]
             res["transitions"][f"{kind}:{n}"] = dict(kind=kind, n=n, **tr)
+    res = _plain(res)
     if fig_path is not None:
         success_figure(res, theory).savefig(fig_path, dpi=120)
         res["figure"] = str(fig_path)
     if out_json is not None:
-        atomic_write_text(out_json, json.dumps(res, indent=1, default=float))
+        atomic_write_text(out_json, json.dumps(res, indent=1))
     return res
+
+
+def _plain(value):
+    """JSON-ready copy: numpy scalars as Python numbers, non-finite floats as None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 # ---------------------------------------------------------------------------- figure, text
@@ -364,11 +380,11 @@ _COLOURS = {256: "C0", 1024: "C1", 4096: "C2"}
 def success_figure(res: dict, theory: dict) -> matplotlib.figure.Figure:
     """P_success against alpha: random-start and spectral-start points (Wilson intervals)
     per N, the N = infinity steps at alpha_spec (DMFT from q0_spec), the finite-N prediction
-    (eq. 6.12) per spectral point, and the random start's N = infinity threshold (off scale)."""
+    (eq. 6.13) per spectral point, and the random start's N = infinity threshold (off scale)."""
     from matplotlib.figure import Figure
 
     rows = res["points"]
-    fig = Figure(figsize=(11, 4.8))
+    fig = Figure(figsize=(11, 7.2))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, pre in zip(axes, PREPROCESSINGS):
         for kind, style in (("random", dict(mfc="none", alpha=0.6)), (pre, {})):
@@ -384,7 +400,7 @@ def success_figure(res: dict, theory: dict) -> matplotlib.figure.Figure:
                 pr = [(r["alpha"], r["p_pred"]) for r in rr if r.get("p_pred") is not None and kind != "random"]
                 if pr:
                     ax.plot(*zip(*pr), "x--", color=_COLOURS.get(n, "k"), lw=0.8, ms=6,
-                            label=f"N={n} predicted: P(|q(0)| >= q0_c), eq. 6.12")
+                            label=f"N={n} predicted: P(|q(0)| >= q0_c), eq. 6.13")
         spec = res["alpha_spec"].get(pre, {})
         if spec.get("alpha_spec") is not None:
             a_s = spec["alpha_spec"]
@@ -401,10 +417,10 @@ def success_figure(res: dict, theory: dict) -> matplotlib.figure.Figure:
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("alpha = M / N")
         ax.set_title(f"spectral start: {pre}", fontsize=10)
-        ax.legend(fontsize=6, loc="lower right")
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     axes[0].set_ylabel(f"P(|q| >= {finite_n.SUCCESS_OVERLAP:g} by t = {finite_n.T_MAX:g})")
     fig.suptitle("Gradient flow from spectral vs random starts: simulation and theory", fontsize=11)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.36, wspace=0.06)
     return fig
 
 
@@ -431,13 +447,13 @@ def format_report(res: dict) -> list[str]:
     for t in res["transitions"].values():
         lines.append(f"{t['kind']} N={t['n']}: P = 1/2 at alpha = {_f(t['alpha_half'])} (interpolated), "
                      f"logistic {_f(t['alpha_c_logistic'])} +- {_f(t['alpha_c_se'])}"
-                     + (f"; predicted (eq. 6.12) {_f(t['alpha_half_pred'])}" if "alpha_half_pred" in t else ""))
+                     + (f"; predicted (eq. 6.13) {_f(t['alpha_half_pred'])}" if "alpha_half_pred" in t else ""))
     return lines
 
 
 # ---------------------------------------------------------------------------- the approximation
 def paired_warm_starts(preprocess: str, n: int, alpha: float, starts: int, progress: bool = False) -> list[dict]:
-    """Test of the approximation of eq. 6.9 on the study's data sets (seeds point_seed + j):
+    """Test of the approximation of eq. 6.10 on the study's data sets (seeds point_seed + j):
     from each spectral start W0_spec, and from a start independent of the data given the same
     overlap (:func:`simulation.data.warm_start` at q0 = <W0_spec, W*>/N, its random part from
     the same seed), run the study's flow. Per pair: q0, the start energies e(0) = L/N of
