@@ -60,8 +60,8 @@ GRID = {"mondelli-montanari": {256: (0.75, 1.0, 1.25, 1.5, 2.0, 3.0), 1024: (1.0
                                4096: (1.5, 1.75)},
         "trimmed": {256: (1.5, 2.0, 2.5, 3.0, 4.0), 1024: (1.5, 2.0, 2.5, 3.0, 4.0), 4096: (2.5, 2.75)}}
 #: alphas added after the main grid, in their own files (extra_path): the N = 256 points
-#: showed the mondelli-montanari transition between 1.5 and 2.
-EXTRA_GRID = {"mondelli-montanari": {256: (1.75,), 1024: (1.75,)}}
+#: showed the mondelli-montanari transition between 1.5 and 2 (N = 4096: 0 of 8 at 1.75).
+EXTRA_GRID = {"mondelli-montanari": {256: (1.75,), 1024: (1.75,), 4096: (2.0,)}}
 #: starts per point (fewer at large N: ~5 s per trapped start at N = 1024, 25-85 s at 4096).
 STARTS = {256: 32, 1024: 16, 4096: 8}
 #: DMFT grid of the prediction (refined by bisection around the transition).
@@ -350,6 +350,9 @@ def report(folder: str | os.PathLike, random_folder: str | os.PathLike | None = 
             if len(pp) >= 2:
                 tr["alpha_half_pred"] = transition([dict(r, p=r["p_pred"]) for r in pp])["alpha_half"]
             res["transitions"][f"{kind}:{n}"] = dict(kind=kind, n=n, **tr)
+    res["dmft_checks"] = [json.loads(p.read_text()) for p in sorted(folder.glob("dmft_check_*.json"))]
+    for c in res["dmft_checks"]:
+        c.pop("q_path", None)
     res = _plain(res)
     if fig_path is not None:
         success_figure(res, theory).savefig(fig_path, dpi=120)
@@ -384,7 +387,7 @@ def success_figure(res: dict, theory: dict) -> matplotlib.figure.Figure:
     from matplotlib.figure import Figure
 
     rows = res["points"]
-    fig = Figure(figsize=(11, 7.2))
+    fig = Figure(figsize=(12, 6.6))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, pre in zip(axes, PREPROCESSINGS):
         for kind, style in (("random", dict(mfc="none", alpha=0.6)), (pre, {})):
@@ -395,32 +398,38 @@ def success_figure(res: dict, theory: dict) -> matplotlib.figure.Figure:
                 err = np.array([[r["p"] - r["p_lo"] for r in rr], [r["p_hi"] - r["p"] for r in rr]])
                 ax.errorbar(a, p, yerr=err, fmt=_MARKERS[kind] + ("-" if kind != "random" else ":"),
                             color=_COLOURS.get(n, "k"), ms=5, lw=1, capsize=2,
-                            label=f"{'random' if kind == 'random' else 'spectral'} start, N={n} "
+                            label=f"{'random' if kind == 'random' else 'spectral'}, N={n} "
                                   f"({min(r['starts'] for r in rr)}+ starts)", **style)
                 pr = [(r["alpha"], r["p_pred"]) for r in rr if r.get("p_pred") is not None and kind != "random"]
                 if pr:
                     ax.plot(*zip(*pr), "x--", color=_COLOURS.get(n, "k"), lw=0.8, ms=6,
-                            label=f"N={n} predicted: P(|q(0)| >= q0_c), eq. 6.13")
+                            label=f"rule 6.13, N={n}: P(|q(0)| >= q0_c)")
         spec = res["alpha_spec"].get(pre, {})
         if spec.get("alpha_spec") is not None:
             a_s = spec["alpha_spec"]
             lo, hi = spec["bracket"]
             ax.step([0, a_s, 20], [0, 1, 1], where="post", color="k", lw=1.5,
-                    label=f"N = inf, DMFT from q0_spec: alpha_spec = {a_s:.3g} (in [{lo:g}, {hi:g}])")
+                    label=f"N = inf, DMFT (S = 2000): alpha_spec in [{lo:g}, {hi:g}]")
             ax.axvspan(lo, hi, color="k", alpha=0.08)
+        checks = [c for c in res.get("dmft_checks", [])
+                  if pre == "mondelli-montanari" and abs(c["q0"] - q0_spec(pre, c["alpha"])) < 1e-3]
+        for c in checks:
+            ax.plot([c["alpha"]], [1.0 if c["success"] else 0.0], "D", color="C3", mfc="none", ms=9,
+                    label=f"DMFT S = {c['samples']} (after the sims): alpha = {c['alpha']:g} "
+                          f"{'succeeds' if c['success'] else 'fails'}")
         aw = res["alpha_w"].get(pre)
         if aw is not None:
-            ax.axvline(aw, color="C3", ls=":", lw=1, label=f"weak recovery alpha_w = {aw:.3g} (q0_spec > 0)")
+            ax.axvline(aw, color="C3", ls=":", lw=1, label=f"alpha_w = {aw:.3g}")
         ax.annotate(f"random start, N = inf:\nalpha = {RANDOM_ALPHA_INF:.2f} ->", xy=(7.9, 0.5), ha="right",
                     fontsize=7, color="0.3")
         ax.set_xlim(0.4, 8)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("alpha = M / N")
         ax.set_title(f"spectral start: {pre}", fontsize=10)
-        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
     axes[0].set_ylabel(f"P(|q| >= {finite_n.SUCCESS_OVERLAP:g} by t = {finite_n.T_MAX:g})")
     fig.suptitle("Gradient flow from spectral vs random starts: simulation and theory", fontsize=11)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.36, wspace=0.06)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.92, bottom=0.30, wspace=0.06)
     return fig
 
 
