@@ -5,7 +5,9 @@ Every subcommand has --help, defaults that give a real result in about a minute,
 JSON carries ``provenance``, theory.io.provenance). Bad input gives one line on stderr and
 exit status 2 (theory.errors.run_cli).
 
-Subcommands: ``track`` (theory vs Lanczos along one flow, experiments.tracking).
+Subcommands: ``track`` (theory vs Lanczos along one flow, experiments.tracking);
+``spectral-success`` (success from spectral vs random starts, from stored files,
+experiments.spectral_success).
 """
 from __future__ import annotations
 
@@ -122,11 +124,50 @@ def _run_track(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- spectral-success
+def _add_spectral_success(sub) -> None:
+    p = sub.add_parser("spectral-success", help="success from spectral vs random starts (stored files)",
+                       description="Report, from stored files only, the success of gradient flow from spectral "
+                                   "starts against random starts: P_success with Wilson intervals, the measured "
+                                   "start overlap against the core's q0_spec, the finite-N prediction "
+                                   "P(|q(0)| >= q0_c) and the N = infinity threshold alpha_spec of the DMFT "
+                                   "(docs/theory.md §6.7). The files are made by benchmarks/spectral_success.py.")
+    p.add_argument("--folder", default="results/spectral_success",
+                   help="theory.json and the spectral sweeps (default results/spectral_success)")
+    p.add_argument("--random-folder", default="results/finite_n_t100",
+                   help="the random-start study's sweep_n{N}.nc (default results/finite_n_t100)")
+    p.add_argument("--plot", default=None, help="write the figure to this PNG")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+
+
+def _run_spectral_success(args) -> int:
+    """``python -m experiments spectral-success``: see :func:`_add_spectral_success`."""
+    from pathlib import Path
+
+    from .spectral_success import format_report, report
+
+    if not Path(args.folder).is_dir():
+        raise InputError(f"--folder {args.folder!r} is not a folder")
+    if args.plot is not None:
+        if not str(args.plot).lower().endswith(".png"):
+            raise InputError(f"--plot must name a .png file, got {args.plot!r}")
+        args.plot = str(output_path(args.plot, "--plot"))
+    res = report(args.folder, args.random_folder, fig_path=args.plot)
+    if args.json:
+        res["provenance"] = provenance(command="python -m experiments spectral-success", folder=args.folder,
+                                       random_folder=args.random_folder)
+        print(json.dumps(res, default=float))
+        return 0
+    print("\n".join(format_report(res)))
+    return 0
+
+
 # ---------------------------------------------------------------------------- wiring
 #: Subcommands as (name, add_parser(subparsers), command(args) -> exit status). A new
 #: experiment adds one entry here.
 SUBCOMMANDS: list[Subcommand] = [
     ("track", _add_track, _run_track),
+    ("spectral-success", _add_spectral_success, _run_spectral_success),
 ]
 
 
