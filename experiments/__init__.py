@@ -15,7 +15,12 @@ functions that draw or write):
 * :mod:`~experiments.threshold` - ``simulate_point`` (trapped states at (N, alpha)); its
   own comparison is ``experiments.threshold.compare``;
 * :mod:`~experiments.finite_n` - ``study_config`` (the finite-N study's sweep of one N),
-  ``success_rows`` and ``alpha_c_fit`` (success probability and alpha_c(N) from sweep files).
+  ``success_rows`` and ``alpha_c_fit`` (success probability and alpha_c(N) from sweep files),
+  ``run_batched`` (several starts per data set, cluster-robust errors);
+* :mod:`~experiments.spectral_success` - ``report`` (success from spectral vs random starts,
+  from stored files), ``study_config``, ``paired_warm_starts``;
+* :mod:`~experiments.landscape` - ``window_table`` and ``compare_states`` (the Kac-Rice landscape
+  of theory.kac_rice against trapped states).
 """
 from .bbp import bbp_report, run_point
 from .dmft import DMFTComparison, compare
