@@ -34,6 +34,7 @@ def main() -> None:
     c.add_argument("--predict-n", type=int, nargs="*", default=[8192])
     c.add_argument("--predict-alphas", type=float, nargs="*", default=[5.0, 6.0, 7.0])
     c.add_argument("--out", required=True)
+    c.add_argument("--figures", metavar="PREFIX", help="write PREFIX_success_T.png and PREFIX_alpha_c_T.png")
     args = p.parse_args()
     if args.cmd == "table":
         search = dataclasses.replace(CriticalStartConfig(), samples=args.samples)
@@ -47,6 +48,14 @@ def main() -> None:
             "prediction": study.prediction_rows(args.predict_n, args.predict_alphas, cfg)}
     out["provenance"] = provenance(kind="finite_n_theory_compare", t_max=args.t_max, table=args.table)
     atomic_write_text(args.out, json.dumps(json_ready(out), indent=1))
+    if args.figures:
+        cfg = SuccessConfig(t_max=args.t_max, table=args.table)
+        report = json.loads((study.SWEEP_DIR / "report.json").read_text())
+        t100 = [(int(n), v["alpha_c"], v["alpha_c_se"]) for n, v in report["by_n"].items()]
+        comp = out["with_source"]["comparison"]
+        study.success_figure(comp, cfg).savefig(f"{args.figures}_success_T{args.t_max:g}.png", dpi=120)
+        study.alpha_c_figure(comp, cfg, t100, args.predict_n).savefig(f"{args.figures}_alpha_c_T{args.t_max:g}.png",
+                                                                     dpi=120)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,11 @@ from theory.statistics import binomial_standard_error, fit_logistic
 from theory.success import (SuccessConfig, alpha_c, entry_key, load_table, store_entry, store_run,
                             success_probability)
 
-__all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "SWEEP_DIR"]
+__all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "implied_q0c", "success_figure",
+           "alpha_c_figure", "SWEEP_DIR", "ALPHA_C_INFINITY"]
+
+#: the N = infinity threshold-state critical alpha (docs/theory.md 3.5; python -m theory alpha-c)
+ALPHA_C_INFINITY = 13.80
 
 #: the finite-N sweeps (experiments.finite_n protocol: success |q| >= 0.9 by t = 100)
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "results" / "finite_n_t100"
@@ -93,7 +97,8 @@ def compare(config: SuccessConfig, sweep_dir: str | Path = SWEEP_DIR) -> dict:
         var = max(p * (1 - p), 1.0 / (4 * m)) / m
         z = (r["p"] - p) / math.sqrt(var)
         chi2 += z * z
-        rows.append({**r, "predicted": p, "predicted_low": pr.low, "predicted_high": pr.high, "z": z})
+        rows.append({**r, "predicted": p, "predicted_low": pr.low, "predicted_high": pr.high, "z": z,
+                     "q0_critical": pr.q0_critical, "q0c_implied": implied_q0c(r["p"], r["n"], pr.ratio)})
     used = [r for r in rows if r.get("predicted") is not None]
     dof = len(used)
     out = {"t_max": config.t_max, "with_source": config.with_source, "rows": rows, "points": dof, "chi2": chi2,
@@ -113,9 +118,21 @@ def compare(config: SuccessConfig, sweep_dir: str | Path = SWEEP_DIR) -> dict:
             pred = alpha_c(n, config)
         except Exception as exc:
             pred = {"alpha_c": math.nan, "message": str(exc)}
-        ac.append({"n": n, "simulated": fit[0], "simulated_se": fit[1], "predicted": pred})
+        ac.append({"n": n, "simulated": fit[0], "simulated_se": fit[2], "predicted": pred})
     out["alpha_c"] = ac
     return out
+
+
+def implied_q0c(p: float, n: int, ratio: float) -> float:
+    """Diagnostic (never used in a prediction): the q0_c for which (7.13) gives the simulated
+    fraction p at N; nan for p = 0 or 1."""
+    from scipy.optimize import brentq
+
+    from theory.success import success_probability_from
+
+    if not (0 < p < 1):
+        return math.nan
+    return float(brentq(lambda q: success_probability_from(q, n, ratio) - p, 1e-6, 0.999))
 
 
 def prediction_rows(ns: Sequence[int], alphas: Sequence[float], config: SuccessConfig) -> list[dict]:
@@ -128,3 +145,74 @@ def prediction_rows(ns: Sequence[int], alphas: Sequence[float], config: SuccessC
                          "success_probability": pr.success_probability, "low": pr.low, "high": pr.high,
                          "q0_critical": pr.q0_critical, "ratio": pr.ratio})
     return rows
+
+
+def success_figure(comparison: dict, config: SuccessConfig):
+    """P(success by T) against alpha per N: simulation dots (+- 1 binomial s.e.) over the
+    predicted curves (7.13) with their uncertainty band."""
+    from matplotlib.figure import Figure
+
+    rows = comparison["rows"]
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    tab_alphas = [a for a in _tabulated(config)]
+    ag = np.linspace(min(tab_alphas), max(tab_alphas), 41)
+    for i, n in enumerate(sorted({r["n"] for r in rows})):
+        rr = [r for r in rows if r["n"] == n]
+        ax.errorbar([r["alpha"] for r in rr], [r["p"] for r in rr], yerr=[r["stderr"] for r in rr], fmt="o",
+                    color=f"C{i}", ms=4, label=f"N={n} simulated (64 starts)")
+        pr = [success_probability(a, n, config) for a in ag]
+        ax.plot(ag, [p.success_probability for p in pr], "-", color=f"C{i}", lw=1)
+        ax.fill_between(ag, [p.low for p in pr], [p.high for p in pr], color=f"C{i}", alpha=0.15, lw=0)
+    ax.plot([], [], "k-", lw=1, label="DMFT prediction, eq. 7.13 (band: q0_c bracket, seed spread)")
+    ax.set_xlabel("alpha = M / N")
+    ax.set_ylabel(f"P(|q| >= 0.9 by t = {config.t_max:g})")
+    src = "with the finite-N source r" if config.with_source else "start overlap only"
+    ax.set_title(f"Finite-N success by t = {config.t_max:g}: simulation vs DMFT ({src}; no fitted constant)",
+                 fontsize=9)
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _tabulated(config: SuccessConfig) -> list[float]:
+    from theory.success import _alpha_table
+
+    return sorted(_alpha_table(config))
+
+
+def alpha_c_figure(comparison: dict, config: SuccessConfig, t100: Sequence[tuple[int, float, float]] = (),
+                   ns_pred: Sequence[int] = ()):
+    """alpha_c(N) against log N: simulation at the horizon T (logistic fit), the DMFT
+    prediction (7.13) at T, the stored t = 100 simulation and the N = infinity value 13.80."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.8))
+    ax = fig.add_subplot()
+    ac = comparison["alpha_c"]
+    ok = [r for r in ac if np.isfinite(r["simulated"]) and r["simulated_se"] < 3]
+    ax.errorbar([math.log(r["n"]) for r in ok], [r["simulated"] for r in ok], [r["simulated_se"] for r in ok],
+                fmt="ko", label=f"simulation, success by t = {config.t_max:g} (logistic fit)")
+    pts = []
+    for n in sorted({r["n"] for r in ac} | set(ns_pred)):
+        try:
+            a = alpha_c(n, config)
+        except Exception:
+            continue
+        if a["converged"]:
+            pts.append((math.log(n), a["alpha_c"], a["lower"], a["upper"]))
+    if pts:
+        x, y, lo, up = (np.array(v) for v in zip(*pts))
+        ax.plot(x, y, "C1s-", mfc="none", label=f"DMFT prediction, eq. 7.13, T = {config.t_max:g}")
+        ax.fill_between(x, lo, up, color="C1", alpha=0.2, lw=0)
+    if t100:
+        ax.errorbar([math.log(n) for n, _, _ in t100], [a for _, a, _ in t100], [e for _, _, e in t100],
+                    fmt="C2^", mfc="none", label="simulation, success by t = 100 (docs/validation.md)")
+    ax.axhline(ALPHA_C_INFINITY, color="C3", ls=":", label="N = infinity threshold states, 13.80")
+    ax.set_xlabel("log N")
+    ax.set_ylabel("alpha_c(N)")
+    ax.set_title("Finite-N critical alpha (P_success = 1/2)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -74,7 +74,8 @@ class CriticalStartConfig:
 @dataclass(frozen=True)
 class EscapeRun:
     """One nonlinear solve: start q0, effective start q_eff, first time with |q| >= level
-    (None: not by the end), |q| at the end, the time reached, the solver's status."""
+    (None: not by the end), |q| at the end, the time reached, the solver's status, and the
+    path q(t) on at most 41 grid times (``path_t``, ``path_q``)."""
 
     q0: float
     q_eff: float
@@ -83,6 +84,8 @@ class EscapeRun:
     t_end: float
     converged: bool
     message: str
+    path_t: tuple[float, ...] = ()
+    path_q: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,8 +176,10 @@ def critical_start(alpha: float, t_max: float, config: CriticalStartConfig | Non
             r = known[key]
         else:
             res = solver(cfg.dmft(alpha, t_max, q0), strict=False, progress=progress)
+            idx = np.unique(np.linspace(0, res.t.size - 1, min(41, res.t.size)).round().astype(int))
             r = EscapeRun(q0=q0, q_eff=q_eff, escape_time=escape_time(res, cfg.level), q_end=float(abs(res.q[-1])),
-                          t_end=float(res.t[-1]), converged=bool(res.converged), message=res.message)
+                          t_end=float(res.t[-1]), converged=bool(res.converged), message=res.message,
+                          path_t=tuple(float(v) for v in res.t[idx]), path_q=tuple(float(v) for v in res.q[idx]))
             if on_run is not None:
                 on_run(r)
         runs.append(r)
