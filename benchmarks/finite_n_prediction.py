@@ -28,6 +28,9 @@ def main() -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0])
     t.add_argument("--samples", type=int, default=CriticalStartConfig.samples)
     t.add_argument("--table", default=SuccessConfig.table)
+    t.add_argument("--bracket", type=float, nargs=2, metavar=("LO", "HI"),
+                   default=(CriticalStartConfig.lo, CriticalStartConfig.hi), help="initial bracket in q_eff")
+    t.add_argument("--width", type=float, default=CriticalStartConfig.width)
     c = sub.add_parser("compare")
     c.add_argument("--t-max", type=float, default=SuccessConfig.t_max)
     c.add_argument("--table", default=SuccessConfig.table)
@@ -37,7 +40,8 @@ def main() -> None:
     c.add_argument("--figures", metavar="PREFIX", help="write PREFIX_success_T.png and PREFIX_alpha_c_T.png")
     args = p.parse_args()
     if args.cmd == "table":
-        search = dataclasses.replace(CriticalStartConfig(), samples=args.samples)
+        search = dataclasses.replace(CriticalStartConfig(), samples=args.samples, lo=args.bracket[0],
+                                     hi=args.bracket[1], width=args.width)
         study.compute_critical_table(args.alphas, args.t_max, args.seeds, args.table, search)
         return
     out = {}

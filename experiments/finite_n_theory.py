@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from theory.statistics import binomial_standard_error, fit_logistic
 from theory.success import (SuccessConfig, alpha_c, entry_key, load_table, store_entry, store_run,
                             success_probability)
 
-__all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "implied_q0c", "success_figure",
+__all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "implied_q0c", "markdown_rows", "success_figure",
            "alpha_c_figure", "SWEEP_DIR", "ALPHA_C_INFINITY"]
 
 #: the N = infinity threshold-state critical alpha (docs/theory.md 3.5; python -m theory alpha-c)
@@ -63,21 +64,29 @@ def compute_critical_table(alphas: Sequence[float], t_max: float, seeds: Sequenc
     return out
 
 
-def simulated_success(horizon: float, sweep_dir: str | Path = SWEEP_DIR) -> list[dict]:
-    """Per (N, alpha) of the stored sweeps: starts, successes by ``horizon`` (success and
-    stop_time <= horizon), the fraction and its binomial standard error."""
-    rows = []
+@functools.lru_cache(maxsize=4)
+def _sweep_arrays(sweep_dir: str) -> tuple[tuple[int, float, np.ndarray, np.ndarray], ...]:
+    """(N, alpha, success, stop_time) of every point of the sweeps in ``sweep_dir``, read once."""
+    out = []
     for path in sorted(Path(sweep_dir).glob("sweep_n*.nc"), key=lambda p: int(p.stem[7:])):
         ds = read_sweep(path)
         for n in ds["n"].values:
             for a in ds["alpha"].values:
                 sel = ds.sel(alpha=a, n=n)
-                ok = np.asarray(sel["success"].values, bool)
-                st = np.asarray(sel["stop_time"].values, float)
-                m = int(ok.size)
-                k = int(np.sum(ok & (st <= horizon)))
-                rows.append({"n": int(n), "alpha": float(a), "starts": m, "successes": k, "p": k / m,
-                             "stderr": binomial_standard_error(k, m)})
+                out.append((int(n), float(a), np.asarray(sel["success"].values, bool),
+                            np.asarray(sel["stop_time"].values, float)))
+    return tuple(out)
+
+
+def simulated_success(horizon: float, sweep_dir: str | Path = SWEEP_DIR) -> list[dict]:
+    """Per (N, alpha) of the stored sweeps: starts, successes by ``horizon`` (success and
+    stop_time <= horizon), the fraction and its binomial standard error."""
+    rows = []
+    for n, a, ok, st in _sweep_arrays(str(sweep_dir)):
+        m = int(ok.size)
+        k = int(np.sum(ok & (st <= horizon)))
+        rows.append({"n": n, "alpha": a, "starts": m, "successes": k, "p": k / m,
+                     "stderr": binomial_standard_error(k, m)})
     return rows
 
 
@@ -121,6 +130,22 @@ def compare(config: SuccessConfig, sweep_dir: str | Path = SWEEP_DIR) -> dict:
         ac.append({"n": n, "simulated": fit[0], "simulated_se": fit[2], "predicted": pred})
     out["alpha_c"] = ac
     return out
+
+
+def markdown_rows(with_source: dict, start_only: dict) -> str:
+    """The comparison as a markdown table: per point simulated k/m, predicted with and without
+    the source (and the deviation in standard errors), the implied q0_c (diagnostic)."""
+    lines = ["| N | alpha | sim k/m | P sim | (7.13) with r | z | start only | z | q0_c DMFT | q0_c implied |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    so = {(r["n"], r["alpha"]): r for r in start_only["rows"]}
+    for r in with_source["rows"]:
+        if r.get("predicted") is None:
+            continue
+        o = so[(r["n"], r["alpha"])]
+        lines.append(f"| {r['n']} | {r['alpha']:g} | {r['successes']}/{r['starts']} | {r['p']:.3f} | "
+                     f"{r['predicted']:.3f} [{r['predicted_low']:.3f}, {r['predicted_high']:.3f}] | {r['z']:+.1f} | "
+                     f"{o['predicted']:.3f} | {o['z']:+.1f} | {r['q0_critical']:.4f} | {r['q0c_implied']:.4f} |")
+    return "\n".join(lines)
 
 
 def implied_q0c(p: float, n: int, ratio: float) -> float:
