@@ -120,3 +120,35 @@ def test_bracket_at_horizon_uses_the_escape_times():
     assert bracket_at_horizon(runs, 1.0) == (0.04, 0.08)      # 0.04 escaped only at 1.8 > 1
     lo, up = bracket_at_horizon(runs, 0.5)
     assert lo == 0.08 and math.isnan(up)
+
+
+def test_critical_start_bisects_in_q_eff_and_resumes():
+    # a real (tiny) q0 = 0 solve for the shift, a stub nonlinear flow that escapes iff q_eff > 0.03
+    import types
+
+    from theory.dmft import solve_dmft
+    from theory.dmft.critical import CriticalStartConfig, critical_start
+
+    calls, base = [], []
+
+    def solver(cfg, strict=False, progress=False):
+        if cfg.q0 == 0.0:
+            if not base:
+                base.append(solve_dmft(cfg, strict=False))
+            return base[0]
+        calls.append(cfg.q0)
+        t = np.linspace(0, cfg.t_max, 11)
+        esc = cfg.q0 + shift[0] > 0.03
+        q = np.where(t >= 0.8 * cfg.t_max, 0.95, 0.2) if esc else np.full(11, 0.2)
+        return types.SimpleNamespace(t=t, q=q, converged=True, message="")
+
+    shift = [0.0]
+    cfg = CriticalStartConfig(samples=16, dt_max=0.1, lo=0.01, hi=0.08, width=0.002, max_solves=12)
+    first = critical_start(3.0, 0.6, cfg, solver=solver, strict=False)
+    shift[0] = first.shift
+    res = critical_start(3.0, 0.6, cfg, solver=solver)
+    assert res.converged and res.lower <= 0.03 <= res.upper and res.upper - res.lower <= 0.002
+    assert all(abs(r.q_eff - r.q0 - res.shift) < 1e-12 for r in res.runs)
+    n_calls = len(calls)
+    again = critical_start(3.0, 0.6, cfg, solver=solver, known_runs=list(res.runs))
+    assert len(calls) == n_calls and again.q0_critical == res.q0_critical      # resumed, nothing re-solved
