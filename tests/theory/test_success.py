@@ -152,3 +152,16 @@ def test_critical_start_bisects_in_q_eff_and_resumes():
     n_calls = len(calls)
     again = critical_start(3.0, 0.6, cfg, solver=solver, known_runs=list(res.runs))
     assert len(calls) == n_calls and again.q0_critical == res.q0_critical      # resumed, nothing re-solved
+
+
+def test_the_committed_table_gives_a_law_monotone_in_alpha_and_n():
+    # results/finite_n_theory/q0c_table.json (DMFT solves, T = 2): P rises with alpha, falls with N
+    from theory.success import DEFAULT_TABLE
+
+    if not DEFAULT_TABLE.exists():
+        pytest.skip("no committed q0_c table")
+    cfg = SuccessConfig()
+    alphas = np.linspace(5, 7, 9)
+    grid = np.array([[success_probability(a, n, cfg).success_probability for a in alphas]
+                     for n in (128, 512, 2048, 8192)])
+    assert np.all(np.diff(grid, axis=1) > 0) and np.all(np.diff(grid, axis=0) < 0)
