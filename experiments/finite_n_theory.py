@@ -21,12 +21,16 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
+from typing import TYPE_CHECKING
 
 from simulation.sweep import read_sweep
 from theory.dmft.critical import CriticalStartConfig, EscapeRun, critical_start
 from theory.statistics import binomial_standard_error, fit_logistic
 from theory.success import (SuccessConfig, alpha_c, entry_key, load_table, store_entry, store_run,
                             success_probability)
+
+if TYPE_CHECKING:  # annotations only
+    import matplotlib.figure
 
 __all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "implied_q0c", "markdown_rows", "success_figure",
            "alpha_c_figure", "SWEEP_DIR", "ALPHA_C_INFINITY"]
@@ -172,7 +176,7 @@ def prediction_rows(ns: Sequence[int], alphas: Sequence[float], config: SuccessC
     return rows
 
 
-def success_figure(comparison: dict, config: SuccessConfig):
+def success_figure(comparison: dict, config: SuccessConfig) -> matplotlib.figure.Figure:
     """P(success by T) against alpha per N: simulation dots (+- 1 binomial s.e.) over the
     predicted curves (7.13) with their uncertainty band."""
     from matplotlib.figure import Figure
@@ -208,7 +212,7 @@ def _tabulated(config: SuccessConfig) -> list[float]:
 
 
 def alpha_c_figure(comparison: dict, config: SuccessConfig, t100: Sequence[tuple[int, float, float]] = (),
-                   ns_pred: Sequence[int] = ()):
+                   ns_pred: Sequence[int] = ()) -> matplotlib.figure.Figure:
     """alpha_c(N) against log N: simulation at the horizon T (logistic fit), the DMFT
     prediction (7.13) at T, the stored t = 100 simulation and the N = infinity value 13.80."""
     from matplotlib.figure import Figure
