@@ -570,6 +570,9 @@ def _add_finite_n_options(p, n_required: bool) -> None:
     p.add_argument("--t-max", type=number_arg, default=d.t_max, metavar="T",
                    help=f"horizon T of the escape decision (default {d.t_max:g}; the q0_c table must hold it)")
     p.add_argument("--table", default=d.table, metavar="PATH", help="q0_c table (default: the repository's)")
+    p.add_argument("--samples", type=integer_arg("--samples"), default=d.samples, metavar="S",
+                   help=f"DMFT samples S of the q0_c entries to use (default {d.samples}; "
+                        f"results/finite_n_theory/q0c_table_S8000.json holds S = 8000 at alpha = 6, 7)")
     p.add_argument("--start-only", action="store_true",
                    help="the start overlap alone, without the finite-N source r of eq. 7.11")
 
@@ -581,7 +584,7 @@ def _success_config(args):
         raise InputError(f"N must be an integer >= 2, got {args.n}")
     if args.t_max <= 0:
         raise InputError(f"t_max must be positive, got {args.t_max:g}")
-    return SuccessConfig(t_max=args.t_max, table=args.table, with_source=not args.start_only)
+    return SuccessConfig(t_max=args.t_max, table=args.table, with_source=not args.start_only, samples=args.samples)
 
 
 def _add_success(subparsers) -> None:
