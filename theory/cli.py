@@ -5,7 +5,8 @@ registered in :data:`SUBCOMMANDS`; errors are :class:`theory.errors.InputError` 
 :class:`theory.errors.ConvergenceError`, which :func:`theory.errors.run_cli` turns into
 one-line messages (exit 2 / 3), never a traceback.
 
-Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot`` (§3), ``dmft`` (§5).
+Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot`` (§3), ``dmft`` (§5),
+``success`` (§7; ``alpha-c --n N`` is its finite-N critical alpha).
 """
 from __future__ import annotations
 
@@ -202,11 +203,15 @@ def _add_alpha_c(subparsers) -> None:
     _add_loss(p)
     p.add_argument("--bracket", type=number_arg, nargs=2, default=(6.0, 24.0), metavar=("LO", "HI"),
                    help="alpha bracket of the root search (default 6 24)")
+    _add_finite_n_options(p, n_required=False)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _run_alpha_c(args) -> int:
     from dataclasses import asdict
+
+    if args.n is not None:
+        return _run_alpha_c_finite_n(args)
 
     from .threshold import critical_alpha
 
@@ -592,6 +597,74 @@ def _run_landscape(args) -> int:
         print(f"{'law':<20} " + ", ".join(f"{k} {v:.6g}" for k, v in record["law"].items()))
         print(f"{'residuals':<20} " + ", ".join(f"{k} {_format_residual(v)}" for k, v in record["residuals"].items()
                                                 if v is not None))
+# ---------------------------------------------------------------------------- success (§7)
+def _add_finite_n_options(p, n_required: bool) -> None:
+    """--n, --t-max, --table, --start-only of the finite-N success law (theory.success.SuccessConfig)."""
+    from .success import SuccessConfig
+
+    d = SuccessConfig()
+    p.add_argument("--n", type=integer_arg("--n"), required=n_required, metavar="N",
+                   help="dimension N >= 2" + ("" if n_required else
+                                              ": the finite-N critical alpha of docs/theory.md 7.8 (P_success = 1/2) "
+                                              "instead of the N = infinity threshold-state value"))
+    p.add_argument("--t-max", type=number_arg, default=d.t_max, metavar="T",
+                   help=f"horizon T of the escape decision (default {d.t_max:g}; the q0_c table must hold it)")
+    p.add_argument("--table", default=d.table, metavar="PATH", help="q0_c table (default: the repository's)")
+    p.add_argument("--samples", type=integer_arg("--samples"), default=d.samples, metavar="S",
+                   help=f"DMFT samples S of the q0_c entries to use (default {d.samples}; "
+                        f"results/finite_n_theory/q0c_table_S8000.json holds S = 8000 at alpha = 6, 7)")
+    p.add_argument("--start-only", action="store_true",
+                   help="the start overlap alone, without the finite-N source r of eq. 7.11")
+
+
+def _success_config(args):
+    from .success import SuccessConfig
+
+    if args.n is not None and args.n < 2:
+        raise InputError(f"N must be an integer >= 2, got {args.n}")
+    if args.t_max <= 0:
+        raise InputError(f"t_max must be positive, got {args.t_max:g}")
+    return SuccessConfig(t_max=args.t_max, table=args.table, with_source=not args.start_only, samples=args.samples)
+
+
+def _add_success(subparsers) -> None:
+    p = subparsers.add_parser(
+        "success", help="finite-N success probability of gradient flow from a random start (DMFT, §7)",
+        description="P_success(alpha, N; T) of docs/theory.md eq. 7.13: the exact law of the start overlap at "
+                    "dimension N (widened by the finite-N source, eq. 7.11) against the critical start "
+                    "q0_c(alpha; T) of the nonlinear DMFT, read from the cached q0_c table.")
+    p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
+    _add_finite_n_options(p, n_required=True)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_success(args) -> int:
+    from dataclasses import asdict
+
+    from .success import success_probability
+
+    if args.alpha <= 0:
+        raise InputError(f"alpha must be > 0, got {args.alpha:g}")
+    pred = success_probability(args.alpha, args.n, _success_config(args))
+    record = asdict(pred)
+    record["escape_times"] = list(pred.escape_times)
+    if args.json:
+        print(json.dumps(json_ready(record)))
+    else:
+        _print_record(record, ["alpha", "n", "t_max", "success_probability", "uncertainty", "low", "high",
+                               "q0_critical", "q0_lower", "q0_upper", "ratio", "converged", "message"])
+        print(f"{'escape_times':<20} " + ", ".join(f"{t:.3g}" for t in pred.escape_times))
+    return 0
+
+
+def _run_alpha_c_finite_n(args) -> int:
+    from .success import alpha_c
+
+    record = alpha_c(args.n, _success_config(args))
+    if args.json:
+        print(json.dumps(json_ready(record)))
+    else:
+        _print_record(record, ["alpha_c", "uncertainty", "lower", "upper", "n", "t_max", "converged", "message"])
     return 0
 
 
@@ -605,6 +678,7 @@ SUBCOMMANDS: list[Subcommand] = [
     ("dmft", _add_dmft, _run_dmft),
     ("spectral-init", _add_spectral_init, _run_spectral_init),
     ("landscape", _add_landscape, _run_landscape),
+    ("success", _add_success, _run_success),
 ]
 
 

@@ -545,3 +545,43 @@ def test_spectrum_of_the_dmft_law_against_lanczos_along_the_flow():
         assert close(edge[t], lanczos_lowest[t]), (t, np.mean(edge[t]), np.mean(lanczos_lowest[t]))
     assert len(lanczos_spike) >= 4 and len(spike) >= 4      # the spike is there at t = 0.05 on both sides
     assert close(spike, lanczos_spike), (np.mean(spike), np.mean(lanczos_spike))
+
+
+# ---------------------------------------------------------------- linear overlap response (§7)
+@pytest.fixture(scope="module")
+def flip_pair():
+    """q0 = 0 and q0 = 1e-4, 1e-3 solutions on one label-flip-symmetric sample (docs/theory.md 7.7)."""
+    from theory.dmft.state import draw_flip_symmetric_samples
+
+    out = {}
+    for q0 in (0.0, 1e-4, 1e-3):
+        cfg = DMFTConfig(6.0, 0.15, q0=q0, samples=160, seed=3, y_scale=2.0)
+        out[q0] = solve_dmft(cfg, draws=draw_flip_symmetric_samples(cfg))
+    return out
+
+
+def test_linear_response_equals_finite_differences_of_the_nonlinear_solver(flip_pair):
+    # (7.6) with the raw kernel (7.5) is the exact q0 -> 0 derivative of the nonlinear solver:
+    # on the flip-symmetric sample q(q0) is odd in q0, so q(q0)/q0 - G = O(q0^2)
+    from theory.dmft.linear import overlap_response
+
+    lin = overlap_response(flip_pair[0.0], "raw")
+    assert lin.converged and lin.G[0] == 1.0
+    assert np.max(np.abs(lin.sample_source)) < 1e-12         # the flip sample has no own source
+    dev = {q0: np.max(np.abs(flip_pair[q0].q / q0 / lin.G - 1.0)) for q0 in (1e-4, 1e-3)}
+    assert dev[1e-4] < 1e-4
+    assert dev[1e-3] > 30 * dev[1e-4]                         # second order in q0
+    assert lin.G.max() > 1.2                                  # the overlap does grow (t <= 0.15, alpha = 6)
+
+
+def test_projected_response_and_source_are_finite_and_differ_from_raw(flip_pair):
+    from theory.dmft.linear import overlap_response
+
+    raw, proj = overlap_response(flip_pair[0.0], "raw"), overlap_response(flip_pair[0.0])
+    assert proj.estimator == "projected" and np.all(np.isfinite(proj.G))
+    assert np.all(proj.var_zeta[1:] > 0) and proj.var_zeta[0] == 0.0
+    assert not np.allclose(proj.G, raw.G)
+    with pytest.raises(InputError):
+        overlap_response(flip_pair[1e-3])
+    with pytest.raises(InputError):
+        overlap_response(flip_pair[0.0], "nonsense")

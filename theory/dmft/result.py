@@ -68,6 +68,9 @@ class DMFTResult:
     norm_error : float, largest |C(t, t) - 1| (eq. 5.18)
     wall_seconds : float
     memory_bytes : int, size of the per-sample response storage
+    Kq, Kq_raw : (n+1, n+1) or None, the y^2-weighted kernel of the linear overlap response
+        (docs/theory.md eq. 7.5), projected on the y^2 Stein identity (7.8) and raw; lower
+        triangular, meaningful at q0 = 0 (:func:`theory.dmft.linear.overlap_response`)
     """
 
     config: DMFTConfig
@@ -95,6 +98,8 @@ class DMFTResult:
     norm_error: float
     wall_seconds: float
     memory_bytes: int
+    Kq: np.ndarray | None = None
+    Kq_raw: np.ndarray | None = None
 
     # ------------------------------------------------------------------ the problem
     @property

@@ -17,7 +17,7 @@ from ..errors import raise_if_failed
 from ..loss import Loss, get_loss
 from .config import DMFTConfig
 from .result import DMFTResult
-from .state import DMFTState, initial_state
+from .state import DMFTSamples, DMFTState, initial_state
 from .step import step
 
 __all__ = ["solve_dmft", "dmft_loss"]
@@ -30,7 +30,8 @@ def dmft_loss(config: DMFTConfig) -> Loss:
 
 
 def solve_dmft(config: DMFTConfig | float | None = None, t_max: float | None = None, q0: float | None = None, *,
-               strict: bool = True, progress: bool = False, **options) -> DMFTResult:
+               strict: bool = True, progress: bool = False, draws: DMFTSamples | None = None,
+               **options) -> DMFTResult:
     """Solve the DMFT of gradient flow (docs/theory.md §5) from q(0) = q0 up to t_max.
 
     Called either with a :class:`DMFTConfig` or, as before, with
@@ -48,6 +49,9 @@ def solve_dmft(config: DMFTConfig | float | None = None, t_max: float | None = N
         partial result attached (``exc.result``). False: the failed result is returned,
         ``converged`` False, its arrays cut at the last good step.
     progress : print progress to stderr
+    draws : DMFTSamples or None
+        Common random numbers to use instead of those drawn from the seed (for example
+        :func:`theory.dmft.state.draw_flip_symmetric_samples`, docs/theory.md 7.7); None: drawn.
 
     Raises
     ------
@@ -68,7 +72,7 @@ def solve_dmft(config: DMFTConfig | float | None = None, t_max: float | None = N
             options["q0"] = q0
         config = DMFTConfig(config, t_max, **options)
     loss = dmft_loss(config)
-    state = initial_state(config, loss)
+    state = initial_state(config, loss, draws)
     t_start = time.perf_counter()
     last_report = t_start
     message = ""
@@ -115,4 +119,6 @@ def collect_result(state: DMFTState, loss: Loss, *, message: str, residual: floa
                       converged=not message, iterations=int(state.iterations), residual=float(residual),
                       message=message, multiplier_gap=float(state.multiplier_gap),
                       norm_error=float(np.max(np.abs(np.diag(C_perp) + q * q - 1.0))),
-                      wall_seconds=wall_seconds, memory_bytes=int(state.B.nbytes))
+                      wall_seconds=wall_seconds, memory_bytes=int(state.B.nbytes),
+                      Kq=None if state.Kq is None else state.Kq[:m, :m].copy(),
+                      Kq_raw=None if state.Kq_raw is None else state.Kq_raw[:m, :m].copy())

@@ -20,7 +20,7 @@ from ..loss import Loss
 from .config import DMFTConfig
 from .grid import time_grid
 
-__all__ = ["DMFTSamples", "DMFTState", "draw_samples", "initial_state"]
+__all__ = ["DMFTSamples", "DMFTState", "draw_samples", "draw_flip_symmetric_samples", "initial_state"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +97,38 @@ def draw_samples(config: DMFTConfig) -> DMFTSamples:
                        sqrt_w=sqrt_w)
 
 
+def draw_flip_symmetric_samples(config: DMFTConfig) -> DMFTSamples:
+    """Common random numbers invariant under the label flip y -> -y at fixed cavity field
+    (docs/theory.md 7.7 i): S/4 draws (y, z0) enter as (y, z0), (-y, z0) and their antithetic
+    partners (-y, -z0), (y, -z0), and the two members of a flip pair share one noise path and
+    one set of couplings (eta[s, s'] = eta[s~, s'] = eta[s, s'~], s~ the flip partner, zero
+    between partners). The solution from -q0 is then exactly minus the one from q0: the
+    sample's own overlap source vanishes, and so does the first-order change of the noise
+    paths with q, which a Gaussian noise of covariance M_C (even in q) does not have at
+    S = infinity. For checks of the linear response (7.6) against finite differences; not
+    the validated estimator (S/4 independent draws and S/4 independent noise paths).
+
+    Raises InputError unless S is a multiple of 4 and S >= 8."""
+    from ..errors import InputError
+
+    if config.samples % 4 or config.samples < 8:
+        raise InputError(f"the flip-symmetric sample needs S divisible by 4 and >= 8, got {config.samples}")
+    rng = np.random.default_rng(config.seed)
+    half, quarter = config.samples // 2, config.samples // 4
+    y1, z1 = _sobol_normal_pairs(rng, quarter)
+    y1 = y1 * config.y_scale
+    y = np.concatenate([y1, -y1])
+    z0 = np.concatenate([z1, z1])
+    wt = np.exp(-0.5 * y * y * (1.0 - 1.0 / config.y_scale ** 2))
+    wt = np.concatenate([wt, wt]) / wt.mean()
+    e = rng.standard_normal((quarter, quarter))
+    np.fill_diagonal(e, 0.0)
+    e *= 0.5 * math.sqrt(config.alpha / (quarter - 1))   # a pair enters twice: variance alpha E[w V'^2]
+    eta = np.block([[e, e], [e, e]])
+    return DMFTSamples(y=np.concatenate([y, -y]), z0=np.concatenate([z0, -z0]), weights=wt, eta=eta,
+                       sqrt_w=np.sqrt(wt[:half]))
+
+
 @dataclass(eq=False)
 class DMFTState:
     """Rows 0..k of the DMFT kernels and sample paths (docs/theory.md 5.4-5.5).
@@ -114,6 +146,8 @@ class DMFTState:
     q, mu_multiplier : (n+1,) teacher overlap and norm multiplier (eq. 5.18)
     xi : (S, n+1) weight-side noise paths (eq. 5.12)
     h, g, dV : (S, n+1) effective prediction h(t_k), cavity field g(t_k) (eq. 5.17) and V'(h_k, y)
+    Kq, Kq_raw : (n+1, n+1) y^2-weighted kernel of the overlap response (eq. 7.5), projected
+        (eq. 7.8) and raw; lower triangular, meaningful at q0 = 0
     B : (n+1, S, n+1) B[j, s, l] = dt_j D_j J_jl, the per-sample response (eq. 5.16)
     residual : largest last change of a kernel row over the rows solved
     multiplier_gap : largest |mu_multiplier - alpha E[V'h]| over the rows solved
@@ -135,6 +169,8 @@ class DMFTState:
     g: np.ndarray
     dV: np.ndarray
     B: np.ndarray
+    Kq: np.ndarray | None = None
+    Kq_raw: np.ndarray | None = None
     k: int = 0
     residual: float = 0.0
     multiplier_gap: float = 0.0
@@ -164,6 +200,8 @@ class DMFTState:
         self.dV[:, k] = row.dV
         self.B[k, :, :k] = (dt * row.D[:, None] * row.J).astype(self.B.dtype, copy=False)
         self.B[k, :, k] = dt * row.D * row.J_kk
+        self.Kq[k, :k + 1] = row.Kq_row
+        self.Kq_raw[k, :k + 1] = row.Kq_raw_row
         self.k = k
         self.residual = max(self.residual, row.residual)
         self.multiplier_gap = max(self.multiplier_gap, row.multiplier_gap)
@@ -181,7 +219,8 @@ def initial_state(config: DMFTConfig, loss: Loss, samples: DMFTSamples | None = 
                       C=np.zeros((n + 1, n + 1)), R=np.zeros((n + 1, n + 1)), K=np.zeros((n + 1, n + 1)),
                       M_C=np.zeros((n + 1, n + 1)), q=np.zeros(n + 1), mu_multiplier=np.zeros(n + 1),
                       xi=np.zeros((S, n + 1)), h=np.zeros((S, n + 1)), g=np.zeros((S, n + 1)),
-                      dV=np.zeros((S, n + 1)), B=np.zeros((n + 1, S, n + 1), dtype=np.dtype(config.dtype)))
+                      dV=np.zeros((S, n + 1)), B=np.zeros((n + 1, S, n + 1), dtype=np.dtype(config.dtype)),
+                      Kq=np.zeros((n + 1, n + 1)), Kq_raw=np.zeros((n + 1, n + 1)))
     q0 = config.q0
     state.C[0, 0] = 1.0 - q0 * q0
     state.R[0, 0] = 1.0

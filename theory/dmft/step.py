@@ -9,6 +9,8 @@ Pure functions of a :class:`~theory.dmft.state.DMFTState` whose rows < k are fin
 * :func:`inner_fixed_point` - the iteration (5.19) of the two with the memory row frozen;
 * :func:`memory_row` - K[k, :k] from the per-sample responses (eq. 5.16);
 * :func:`stein_projection` - its min-norm correction enforcing the Stein identity (5.28);
+* :func:`overlap_kernel_row` - the y^2-weighted kernel Kq[k, :k+1] (eq. 7.5), raw and
+  projected on the y^2-weighted Stein identity (7.8), for the linear response of §7;
 * :func:`step` - all of it: returns a :class:`StepRow` (converged or not, with a message),
   never raises for a failed step; the driver stores the row or stops.
 """
@@ -24,7 +26,7 @@ from ..loss import Loss
 from .state import DMFTState
 
 __all__ = ["InnerUnknowns", "InnerSolution", "StepRow", "weight_row", "measurement_row",
-           "inner_fixed_point", "memory_row", "stein_projection", "step"]
+           "inner_fixed_point", "memory_row", "stein_projection", "overlap_kernel_row", "step"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +88,8 @@ class StepRow:
     D: np.ndarray
     J: np.ndarray
     J_kk: np.ndarray
+    Kq_row: np.ndarray
+    Kq_raw_row: np.ndarray
     residual: float
     multiplier_gap: float
     iterations: int
@@ -246,6 +250,37 @@ def stein_projection(state: DMFTState, k: int, sol: InnerSolution, K_row: np.nda
     return out
 
 
+def overlap_kernel_row(state: DMFTState, k: int, sol: InnerSolution, Jk: np.ndarray,
+                       C_pinv: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Row k of the y^2-weighted memory kernel of the linear overlap response (docs/theory.md 7.2):
+
+        Kq_kl = alpha E[D_k J_kl y^2] (l < k),   Kq_kk = alpha E[D_k J_kk y^2],          (7.5)
+
+    from the per-sample response J[k, :k] = ``Jk`` (eq. 5.16), and its min-norm correction
+    enforcing the y^2-weighted Stein identity
+
+        alpha E[y^2 V'(h_k) g_l] = sum_{j=1..k} Kq_kj C_perp,jl,   l < k,               (7.8)
+
+    with the same truncated pseudo-inverse ``C_pinv`` of C_perp[1:k, :k] as the projection of
+    K (5.28); ``C_pinv`` None leaves it raw. Kq is the first-order coefficient of
+    b = alpha E[V' y] in q around the q = 0 solution: meaningful at q0 = 0 only. Pure
+    post-processing of the step (nothing of the solution depends on it).
+
+    Returns (projected (k+1,), raw (k+1,)); Kq[k, 0] = 0 (J_k0 = 0)."""
+    s, S = state.samples, state.samples.size
+    alpha = state.config.alpha
+    wy2 = s.weights * s.y * s.y
+    raw = np.empty(k + 1)
+    raw[:k] = alpha * ((wy2 * sol.D) @ Jk) / S
+    raw[k] = alpha * float(np.mean(wy2 * sol.D * sol.J_kk))
+    out = raw.copy()
+    if C_pinv is not None:
+        lhs = alpha * ((wy2 * sol.dV) @ state.g[:, :k]) / S
+        r_st = lhs - raw[1:k] @ state.C[1:k, :k] - raw[k] * sol.C_row[:k]
+        out[1:k] += r_st @ C_pinv
+    return out, raw
+
+
 def _initial_guess(state: DMFTState, k: int, loss: Loss) -> tuple[np.ndarray, InnerUnknowns]:
     """Previous row, shifted: the start of the iterations at step k."""
     cfg, s = state.config, state.samples
@@ -311,10 +346,12 @@ def step(state: DMFTState, loss: Loss) -> StepRow:
                 message = (f"runaway at {where}: norm multiplier {sol.mu_multiplier:.3g} vs "
                            f"alpha E[V'h] = {mu_obs:.3g}; more samples or another seed")
     residual = max(sol.change, changeK) if not message else math.inf
+    empty = np.empty(0)
+    Kq_row, Kq_raw_row = overlap_kernel_row(state, k, sol, Jk, C_pinv) if not message else (empty, empty)
     return StepRow(k=k, K_row=K_row, K_kk=sol.unknowns.K_kk, M_C_row=sol.unknowns.M_C_row, R_row=sol.R_row,
                    C_row=sol.C_row, q=sol.q, mu_multiplier=sol.mu_multiplier, xi=sol.unknowns.xi, h=sol.h,
                    g=sol.g, dV=sol.dV, D=sol.D, J=Jk if not message else np.empty((0, 0)), J_kk=sol.J_kk,
-                   residual=float(residual), multiplier_gap=float(gap), iterations=iterations,
+                   Kq_row=Kq_row, Kq_raw_row=Kq_raw_row, residual=float(residual), multiplier_gap=float(gap), iterations=iterations,
                    converged=not message, message=message)
 
 
@@ -322,5 +359,5 @@ def _failed_row(k: int, message: str, iterations: int) -> StepRow:
     empty = np.empty(0)
     return StepRow(k=k, K_row=empty, K_kk=math.nan, M_C_row=empty, R_row=empty, C_row=empty, q=math.nan,
                    mu_multiplier=math.nan, xi=empty, h=empty, g=empty, dV=empty, D=empty, J=np.empty((0, 0)),
-                   J_kk=empty, residual=math.inf, multiplier_gap=math.inf, iterations=iterations,
+                   J_kk=empty, Kq_row=empty, Kq_raw_row=empty, residual=math.inf, multiplier_gap=math.inf, iterations=iterations,
                    converged=False, message=message)

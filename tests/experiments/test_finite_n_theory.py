@@ -1,0 +1,44 @@
+"""experiments.finite_n_theory: the simulated success by a horizon from the stored sweeps, the
+comparison with the law (7.13) on a synthetic q0_c table, the implied-q0_c diagnostic.
+
+Slow: the two tests that read the six stored sweep files (results/finite_n_t100, ~5-30 s)."""
+import json
+import math
+
+import pytest
+
+from experiments import finite_n_theory as study
+from theory.success import SuccessConfig, store_entry, success_probability_from
+
+
+@pytest.mark.slow
+def test_success_by_t100_is_the_stored_report():
+    rows = {(r["n"], r["alpha"]): r for r in study.simulated_success(100.0)}
+    report = json.loads((study.SWEEP_DIR / "report.json").read_text())
+    for p in report["points"]:
+        assert rows[(p["n"], p["alpha"])]["successes"] == p["successes"]
+    early = {(r["n"], r["alpha"]): r["successes"] for r in study.simulated_success(2.0)}
+    assert all(early[k] <= rows[k]["successes"] for k in early)
+    assert early[(4096, 6.0)] < rows[(4096, 6.0)]["successes"]
+
+
+def test_implied_q0c_inverts_the_law():
+    q = study.implied_q0c(success_probability_from(0.03, 1024, 0.5), 1024, 0.5)
+    assert q == pytest.approx(0.03, rel=1e-6)
+    assert math.isnan(study.implied_q0c(0.0, 1024, 0.5))
+
+
+@pytest.mark.slow
+def test_compare_on_a_synthetic_table(tmp_path):
+    path = tmp_path / "t.json"
+    cfg = SuccessConfig(table=str(path))
+    for a, q in ((5.0, 0.09), (6.0, 0.04), (7.0, 0.02)):
+        store_entry(path, f"a{a}", {"alpha": a, "t_max": cfg.t_max, "converged": True, "lower": q, "upper": q,
+                                    "ratio": 0.5, "runs": [],
+                                    "config": {"level": cfg.level, "t_linear": cfg.t_linear,
+                                               "samples": cfg.samples, "dt_max": cfg.dt_max}})
+    out = study.compare(cfg)
+    used = [r for r in out["rows"] if r.get("predicted") is not None]
+    assert out["points"] == len(used) == sum(1 for r in out["rows"] if 5 <= r["alpha"] <= 7)
+    assert math.isfinite(out["chi2"]) and 0 <= out["p_value"] <= 1
+    assert "| N | alpha |" in study.markdown_rows(out, out)
