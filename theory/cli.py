@@ -6,7 +6,8 @@ registered in :data:`SUBCOMMANDS`; errors are :class:`theory.errors.InputError` 
 one-line messages (exit 2 / 3), never a traceback.
 
 Subcommands: ``spectrum`` (§2), ``threshold``, ``alpha-c``, ``curve``, ``plot`` (§3), ``dmft`` (§5),
-``success`` (§7; ``alpha-c --n N`` is its finite-N critical alpha).
+``spectral-init`` (§6), ``success`` (§7; ``alpha-c --n N`` is its finite-N critical alpha),
+``landscape`` (§8).
 """
 from __future__ import annotations
 
