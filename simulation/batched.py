@@ -7,8 +7,8 @@ A *cluster* is one data set (``make_problem(N, alpha, seed)``) with ``B`` starts
 speed instead of the memory-bound BLAS-2 of one start). Each start of a cluster is, on its
 own, distributed exactly as a start of the fresh-data sweep, so the mean success over all
 starts estimates the same P(success); but starts on the same data are correlated, and its
-standard error must be the cluster-robust one (:func:`cluster_proportion`: the between-cluster
-variance of the ratio estimator) or a cluster bootstrap (:func:`cluster_bootstrap`), not
+standard error must be the cluster-robust one (:func:`theory.statistics.cluster_proportion`: the between-cluster
+variance of the ratio estimator) or a cluster bootstrap (:func:`theory.statistics.cluster_bootstrap`), not
 the binomial sqrt(P(1-P)/(C B)).
 
 Storage (:func:`run_point`): one netCDF file per (N, alpha) point with dims (cluster, replica),
@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from theory import io
 from theory.errors import InputError
+from theory.statistics import cluster_bootstrap, cluster_proportion
 
 from .data import check_memory, check_size, make_problem, random_starts
 from .decide import EarlyDecider, EarlyRules
@@ -35,7 +36,7 @@ from .flow import Decider, FlowResult, Integrator, StopRules, run_dynamics
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["ClusterResult", "run_cluster", "cluster_proportion", "cluster_bootstrap", "run_point",
+__all__ = ["ClusterResult", "run_cluster", "run_point",
            "read_point", "point_success", "BATCH_FORMAT"]
 
 BATCH_FORMAT = "phaseflow-batched-1"
@@ -92,43 +93,6 @@ def run_cluster(n: int, alpha: float, seed: int, starts: int, stop: StopRules, i
                             evaluations=int(res.gradient_evaluations), replica_evaluations=np.asarray(res.extra.get("replica_evaluations", np.full(starts, res.gradient_evaluations)), float),
                             wall_seconds=time.perf_counter() - t0)
     return summary, res
-
-
-def cluster_proportion(success: ArrayLike, decided: ArrayLike | None = None) -> tuple[float, float]:
-    """P = (successes) / (decided starts) over clusters (rows), and its cluster-robust
-    standard error, the between-cluster variance of the ratio estimator::
-
-        se^2 = C / (C - 1) * sum_c (y_c - P n_c)^2 / (sum_c n_c)^2
-
-    (y_c successes and n_c decided starts of cluster c; C clusters with n_c > 0). With one
-    start per cluster it is sqrt(P(1-P)/(C-1)), the binomial error up to C/(C-1).
-    NaN se with fewer than 2 clusters.
-    """
-    s = np.atleast_2d(np.asarray(success, bool))
-    d = np.ones_like(s, bool) if decided is None else np.atleast_2d(np.asarray(decided, bool))
-    y = (s & d).sum(axis=1).astype(float)
-    m = d.sum(axis=1).astype(float)
-    keep = m > 0
-    y, m = y[keep], m[keep]
-    if m.sum() == 0:
-        return float("nan"), float("nan")
-    p = y.sum() / m.sum()
-    C = y.size
-    if C < 2:
-        return float(p), float("nan")
-    se = np.sqrt(C / (C - 1) * np.sum((y - p * m) ** 2)) / m.sum()
-    return float(p), float(se)
-
-
-def cluster_bootstrap(success: ArrayLike, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """P over all starts and the standard deviation of P over ``reps`` resamplings of whole
-    clusters (rows) with replacement."""
-    s = np.atleast_2d(np.asarray(success, float))
-    C = s.shape[0]
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, C, size=(reps, C))
-    boot = s[pick].mean(axis=(1, 2))
-    return float(s.mean()), float(boot.std(ddof=1))
 
 
 # ---------------------------------------------------------------------------- stored points

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["standard_error", "binomial_standard_error", "wilson_interval", "fit_logistic", "extrapolate_in_n",
+__all__ = ["standard_error", "cluster_proportion", "cluster_bootstrap", "binomial_standard_error", "wilson_interval", "fit_logistic", "extrapolate_in_n",
            "kolmogorov_distance"]
 
 
@@ -119,3 +119,40 @@ def kolmogorov_distance(a: ArrayLike, b: ArrayLike, wb: ArrayLike | None = None)
     cb = np.concatenate([[0.0], np.cumsum(wb[order])])
     fb = cb[np.searchsorted(b[order], grid, side="right")]
     return float(np.max(np.abs(fa - fb)))
+
+
+def cluster_proportion(success: ArrayLike, decided: ArrayLike | None = None) -> tuple[float, float]:
+    """P = (successes) / (decided starts) over clusters (rows), and its cluster-robust
+    standard error, the between-cluster variance of the ratio estimator::
+
+        se^2 = C / (C - 1) * sum_c (y_c - P n_c)^2 / (sum_c n_c)^2
+
+    (y_c successes and n_c decided starts of cluster c; C clusters with n_c > 0). With one
+    start per cluster it is sqrt(P(1-P)/(C-1)), the binomial error up to C/(C-1).
+    NaN se with fewer than 2 clusters.
+    """
+    s = np.atleast_2d(np.asarray(success, bool))
+    d = np.ones_like(s, bool) if decided is None else np.atleast_2d(np.asarray(decided, bool))
+    y = (s & d).sum(axis=1).astype(float)
+    m = d.sum(axis=1).astype(float)
+    keep = m > 0
+    y, m = y[keep], m[keep]
+    if m.sum() == 0:
+        return float("nan"), float("nan")
+    p = y.sum() / m.sum()
+    C = y.size
+    if C < 2:
+        return float(p), float("nan")
+    se = np.sqrt(C / (C - 1) * np.sum((y - p * m) ** 2)) / m.sum()
+    return float(p), float(se)
+
+
+def cluster_bootstrap(success: ArrayLike, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """P over all starts and the standard deviation of P over ``reps`` resamplings of whole
+    clusters (rows) with replacement."""
+    s = np.atleast_2d(np.asarray(success, float))
+    C = s.shape[0]
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, C, size=(reps, C))
+    boot = s[pick].mean(axis=(1, 2))
+    return float(s.mean()), float(boot.std(ddof=1))

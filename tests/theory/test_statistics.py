@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from theory.statistics import (binomial_standard_error, extrapolate_in_n, fit_logistic,
-                               kolmogorov_distance, standard_error, wilson_interval)
+from theory.statistics import (binomial_standard_error, cluster_bootstrap, cluster_proportion, extrapolate_in_n,
+                               fit_logistic, kolmogorov_distance, standard_error, wilson_interval)
 
 
 def test_wilson_interval_matches_scipy():
@@ -55,3 +55,31 @@ def test_standard_error_matches_scipy_sem():
     x = rng.normal(size=(7, 3))
     assert np.allclose(standard_error(x), stats.sem(x, axis=0), rtol=1e-14)
     assert standard_error([1.0, 2.0, 3.0, 4.0]) == pytest.approx(stats.sem([1.0, 2.0, 3.0, 4.0]))
+
+
+def test_cluster_error_matches_the_spread_over_repeated_experiments():
+    """Clusters with their own success probability (Beta-distributed, strong intra-cluster
+    correlation): the cluster-robust and bootstrap errors estimate the true spread of P over
+    repeated experiments; the binomial error underestimates it."""
+    rng = np.random.default_rng(0)
+    C, B, reps = 12, 16, 1500
+    ps, ses, boots = [], [], []
+    for r in range(reps):
+        pc = rng.beta(2.0, 2.0, size=C)
+        s = rng.random((C, B)) < pc[:, None]
+        p, se = cluster_proportion(s)
+        ps.append(p)
+        ses.append(se)
+        if r < 100:
+            boots.append(cluster_bootstrap(s, reps=300, seed=r)[1])
+    true = np.std(ps)
+    assert np.mean(ses) == pytest.approx(true, rel=0.1)
+    assert np.mean(boots) == pytest.approx(true, rel=0.15)
+    assert np.sqrt(0.25 / (C * B)) < 0.7 * true  # the binomial error would claim too much
+
+
+def test_cluster_proportion_with_one_start_per_cluster_is_binomial():
+    s = np.array([[1], [0], [1], [1], [0], [0], [1], [1]], bool)
+    p, se = cluster_proportion(s)
+    assert p == 5 / 8 and se == pytest.approx(np.sqrt(p * (1 - p) / 8 * 8 / 7))
+    assert np.isnan(cluster_proportion(s[:1])[1])
