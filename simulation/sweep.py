@@ -686,6 +686,8 @@ def open_sweep(path: str | os.PathLike, config: SweepConfig) -> xr.Dataset:
         diffs.append(f"init {start_kind[0]!r} (preprocess {start_kind[1]!r}) vs {config.init!r} "
                      f"(preprocess {_attr(config.preprocess)!r})")
     for key, value in config.identity().items():
+        if key in ("init", "preprocess"):
+            continue  # compared above, also for random-start files that do not record them
         if key not in stored or not _same(stored[key], value):
             diffs.append(f"{key} {stored.get(key)!r} vs {value!r}")
     if not diffs and not np.array_equal(ds["cell_seed"].values, config.seed_table()):

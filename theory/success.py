@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, stats
 
+from .dmft.critical import CriticalStartConfig
 from .errors import InputError
 from .io import atomic_write_text, json_ready, provenance
 
@@ -51,10 +52,10 @@ class SuccessConfig:
     """
 
     t_max: float = 2.0
-    level: float = 0.9
-    t_linear: float = 0.5
-    samples: int = 2000
-    dt_max: float = 0.025
+    level: float = CriticalStartConfig.level
+    t_linear: float = CriticalStartConfig.t_linear
+    samples: int = CriticalStartConfig.samples
+    dt_max: float = CriticalStartConfig.dt_max
     with_source: bool = True
     table: str = str(DEFAULT_TABLE)
 
