@@ -585,3 +585,25 @@ def test_projected_response_and_source_are_finite_and_differ_from_raw(flip_pair)
         overlap_response(flip_pair[1e-3])
     with pytest.raises(InputError):
         overlap_response(flip_pair[0.0], "nonsense")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_response_store_contracts_like_the_dense_triangle(dtype):
+    """The packed lower-triangular store (eq. 5.16) gives the dense sum_j c_j B[j] for every k."""
+    from theory.dmft.state import ResponseStore
+
+    rng = np.random.default_rng(5)
+    n_rows, S = 37, 11
+    dense = np.zeros((n_rows, n_rows, S))
+    store = ResponseStore(n_rows, S, dtype, block=8)
+    for j in range(n_rows):
+        vals = rng.standard_normal((S, j + 1))
+        dense[j, :j + 1, :] = vals.T
+        store.store_row(j, vals)
+        np.testing.assert_array_equal(store.row(j), vals.T.astype(dtype))
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for k in (1, 7, 8, 9, 16, 30, 37):
+        c = rng.standard_normal(k)
+        want = np.einsum("j,jls->sl", c, dense[:k, :k, :])
+        np.testing.assert_allclose(store.contract(c), want, rtol=tol, atol=tol * np.abs(want).max())
+    assert store.nbytes < dense.nbytes * (1 + 8 / n_rows) / 2 * (np.dtype(dtype).itemsize / 8) * 1.2

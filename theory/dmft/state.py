@@ -6,7 +6,8 @@ already solved (eqs. 5.13-5.18).
 holds rows 0..k of every kernel and path; rows > k are zero. The time step
 (:mod:`theory.dmft.step`) reads the state and returns row k + 1; the driver
 (:mod:`theory.dmft.solve`) stores it with :meth:`DMFTState.store`. The arrays are
-allocated once for the whole grid (the per-sample response alone is S (n+1)^2 numbers)
+allocated once for the whole grid (the per-sample response alone is S (n+1)^2 / 2 numbers,
+kept lower-triangular by :class:`ResponseStore`)
 and filled row by row.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..loss import Loss
 from .config import DMFTConfig
 from .grid import time_grid
 
-__all__ = ["DMFTSamples", "DMFTState", "draw_samples", "draw_flip_symmetric_samples", "initial_state"]
+__all__ = ["DMFTSamples", "ResponseStore", "DMFTState", "draw_samples", "draw_flip_symmetric_samples", "initial_state"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,6 +130,58 @@ def draw_flip_symmetric_samples(config: DMFTConfig) -> DMFTSamples:
                        sqrt_w=np.sqrt(wt[:half]))
 
 
+class ResponseStore:
+    """The per-sample response B[j, l, s] = dt_j D_j(s) J_jl(s), l <= j (eq. 5.16), packed.
+
+    J is lower triangular (a sample responds only to earlier perturbations), so only
+    l <= j is stored: rows are kept in blocks of ``block`` consecutive j, block i a dense
+    (block, width_i, S) array with width_i = min((i + 1) block, n + 1) columns, zero above
+    the diagonal. Storage is S (n + 1)^2 / 2 (1 + block / n) numbers instead of the
+    S (n + 1)^2 of a full (n + 1, S, n + 1) array, and :meth:`contract`, the sum
+    sum_j c_j B[j, :, :] that every memory row (5.16) needs, is one matrix-vector product
+    per block (each block is streamed once) instead of one over the zero upper triangle.
+    The arrays are allocated lazily by the operating system (np.zeros): the resident
+    memory grows with the rows written.
+    """
+
+    def __init__(self, n_rows: int, samples: int, dtype, block: int = 16):
+        self.n_rows, self.samples, self.block = int(n_rows), int(samples), int(block)
+        self.dtype = np.dtype(dtype)
+        self.blocks = [np.zeros((min(block, n_rows - a), min(a + block, n_rows), samples), dtype=self.dtype)
+                       for a in range(0, n_rows, block)]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the (lazily allocated) storage for the whole grid."""
+        return int(sum(b.nbytes for b in self.blocks))
+
+    def store_row(self, j: int, values: np.ndarray) -> None:
+        """Row j from ``values`` (S, j + 1) = B[j, :j + 1, :].T."""
+        blk = self.blocks[j // self.block]
+        blk[j % self.block, :j + 1, :] = values.T
+
+    def row(self, j: int) -> np.ndarray:
+        """B[j, :j + 1, :] as a (j + 1, S) view."""
+        return self.blocks[j // self.block][j % self.block, :j + 1, :]
+
+    def contract(self, coeffs: np.ndarray) -> np.ndarray:
+        """Y[s, l] = sum_{j < k} coeffs[j] B[j, l, s] for l < k = coeffs.size, as (S, k).
+
+        The coefficients are cast to the storage dtype (no upcast copy of the blocks)."""
+        k = int(coeffs.size)
+        c = np.asarray(coeffs, dtype=self.dtype)
+        b, S = self.block, self.samples
+        # rows j < k have no column l > j: the whole width of the blocks (contiguous, no
+        # copy) is used and the columns >= k, zero, are cut at the end
+        Y = np.zeros((min(self.n_rows, -(-k // b) * b), S), dtype=self.dtype)
+        for i, a in enumerate(range(0, k, b)):
+            rows = min(b, k - a)
+            blk = self.blocks[i]
+            w = blk.shape[1]
+            Y[:w] += (c[a:a + rows] @ blk[:rows].reshape(rows, w * S)).reshape(w, S)
+        return Y[:k].T
+
+
 @dataclass(eq=False)
 class DMFTState:
     """Rows 0..k of the DMFT kernels and sample paths (docs/theory.md 5.4-5.5).
@@ -148,7 +201,7 @@ class DMFTState:
     h, g, dV : (S, n+1) effective prediction h(t_k), cavity field g(t_k) (eq. 5.17) and V'(h_k, y)
     Kq, Kq_raw : (n+1, n+1) y^2-weighted kernel of the overlap response (eq. 7.5), projected
         (eq. 7.8) and raw; lower triangular, meaningful at q0 = 0
-    B : (n+1, S, n+1) B[j, s, l] = dt_j D_j J_jl, the per-sample response (eq. 5.16)
+    B : :class:`ResponseStore`, B[j, l, s] = dt_j D_j J_jl, the per-sample response (eq. 5.16)
     residual : largest last change of a kernel row over the rows solved
     multiplier_gap : largest |mu_multiplier - alpha E[V'h]| over the rows solved
     iterations : inner fixed-point iterations (eq. 5.19) over the rows solved
@@ -168,7 +221,7 @@ class DMFTState:
     h: np.ndarray
     g: np.ndarray
     dV: np.ndarray
-    B: np.ndarray
+    B: ResponseStore
     Kq: np.ndarray | None = None
     Kq_raw: np.ndarray | None = None
     k: int = 0
@@ -198,8 +251,7 @@ class DMFTState:
         self.h[:, k] = row.h
         self.g[:, k] = row.g
         self.dV[:, k] = row.dV
-        self.B[k, :, :k] = (dt * row.D[:, None] * row.J).astype(self.B.dtype, copy=False)
-        self.B[k, :, k] = dt * row.D * row.J_kk
+        self.B.store_row(k, dt * row.D[:, None] * np.concatenate([row.J, row.J_kk[:, None]], axis=1))
         self.Kq[k, :k + 1] = row.Kq_row
         self.Kq_raw[k, :k + 1] = row.Kq_raw_row
         self.k = k
@@ -219,7 +271,7 @@ def initial_state(config: DMFTConfig, loss: Loss, samples: DMFTSamples | None = 
                       C=np.zeros((n + 1, n + 1)), R=np.zeros((n + 1, n + 1)), K=np.zeros((n + 1, n + 1)),
                       M_C=np.zeros((n + 1, n + 1)), q=np.zeros(n + 1), mu_multiplier=np.zeros(n + 1),
                       xi=np.zeros((S, n + 1)), h=np.zeros((S, n + 1)), g=np.zeros((S, n + 1)),
-                      dV=np.zeros((S, n + 1)), B=np.zeros((n + 1, S, n + 1), dtype=np.dtype(config.dtype)),
+                      dV=np.zeros((S, n + 1)), B=ResponseStore(n + 1, S, config.dtype),
                       Kq=np.zeros((n + 1, n + 1)), Kq_raw=np.zeros((n + 1, n + 1)))
     q0 = config.q0
     state.C[0, 0] = 1.0 - q0 * q0

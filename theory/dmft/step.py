@@ -227,8 +227,7 @@ def memory_row(state: DMFTState, k: int, sol: InnerSolution) -> tuple[np.ndarray
 
     Returns (K_row (k,), J (S, k))."""
     s, S = state.samples, state.samples.size
-    n = state.n_steps
-    Y = (sol.R_row[:k] @ state.B[:k].reshape(k, -1)).reshape(S, n + 1)[:, :k]   # (S, k)
+    Y = state.B.contract(sol.R_row[:k])                                           # (S, k)
     Jk = -Y * sol.J_kk[:, None]                                                   # J[k, :k]
     return state.config.alpha * ((s.weights * sol.D) @ Jk) / S, Jk
 
