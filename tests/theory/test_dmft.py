@@ -607,3 +607,12 @@ def test_response_store_contracts_like_the_dense_triangle(dtype):
         want = np.einsum("j,jls->sl", c, dense[:k, :k, :])
         np.testing.assert_allclose(store.contract(c), want, rtol=tol, atol=tol * np.abs(want).max())
     assert store.nbytes < dense.nbytes * (1 + 8 / n_rows) / 2 * (np.dtype(dtype).itemsize / 8) * 1.2
+
+
+def test_stop_overlap_ends_the_solution_at_the_escape():
+    grid = DMFTGrid(1.0, dt0=0.01, dt_max=0.05)
+    full = solve_dmft(DMFTConfig(4.0, 1.0, q0=0.3, samples=200, seed=2, grid=grid))
+    k = int(np.nonzero(np.abs(full.q) >= 0.5)[0][0])
+    cut = solve_dmft(DMFTConfig(4.0, 1.0, q0=0.3, samples=200, seed=2, grid=grid), stop_overlap=0.5)
+    assert cut.converged and cut.steps == k and abs(cut.q[-1]) >= 0.5 > abs(cut.q[-2])
+    np.testing.assert_array_equal(cut.q, full.q[:k + 1])

@@ -131,7 +131,7 @@ def test_critical_start_bisects_in_q_eff_and_resumes():
 
     calls, base = [], []
 
-    def solver(cfg, strict=False, progress=False):
+    def solver(cfg, strict=False, progress=False, stop_overlap=None):
         if cfg.q0 == 0.0:
             if not base:
                 base.append(solve_dmft(cfg, strict=False))

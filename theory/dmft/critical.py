@@ -175,7 +175,7 @@ def critical_start(alpha: float, t_max: float, config: CriticalStartConfig | Non
         if key in known:
             r = known[key]
         else:
-            res = solver(cfg.dmft(alpha, t_max, q0), strict=False, progress=progress)
+            res = solver(cfg.dmft(alpha, t_max, q0), strict=False, progress=progress, stop_overlap=cfg.level)
             idx = np.unique(np.linspace(0, res.t.size - 1, min(41, res.t.size)).round().astype(int))
             r = EscapeRun(q0=q0, q_eff=q_eff, escape_time=escape_time(res, cfg.level), q_end=float(abs(res.q[-1])),
                           t_end=float(res.t[-1]), converged=bool(res.converged), message=res.message,

@@ -60,7 +60,7 @@ class DMFTResult:
     y : (S,) their labels
     weights : (S,) importance weights of the samples (sum 1), None for plain sampling (y_scale = 1)
     energy_se, mu_se : (n+1,) Monte Carlo standard errors of energy and mu
-    converged : bool, every step of the grid solved
+    converged : bool, every step of the grid solved (up to the stop_overlap stop, when asked)
     iterations : int, inner fixed-point iterations (eq. 5.19) summed over the steps
     residual : float, largest last change of a kernel row (inf for a failed step)
     message : str, why the solution stopped ("" when converged)

@@ -31,7 +31,7 @@ def dmft_loss(config: DMFTConfig) -> Loss:
 
 def solve_dmft(config: DMFTConfig | float | None = None, t_max: float | None = None, q0: float | None = None, *,
                strict: bool = True, progress: bool = False, draws: DMFTSamples | None = None,
-               **options) -> DMFTResult:
+               stop_overlap: float | None = None, **options) -> DMFTResult:
     """Solve the DMFT of gradient flow (docs/theory.md §5) from q(0) = q0 up to t_max.
 
     Called either with a :class:`DMFTConfig` or, as before, with
@@ -52,6 +52,10 @@ def solve_dmft(config: DMFTConfig | float | None = None, t_max: float | None = N
     draws : DMFTSamples or None
         Common random numbers to use instead of those drawn from the seed (for example
         :func:`theory.dmft.state.draw_flip_symmetric_samples`, docs/theory.md 7.7); None: drawn.
+    stop_overlap : float or None
+        Stop after the first step with |q| >= stop_overlap (the flow has escaped toward the
+        signal: what the q0_c search, docs/theory.md 7.8, needs to know); the result then
+        ends there, converged, with t[-1] < t_max. None: solve to t_max.
 
     Raises
     ------
@@ -85,12 +89,15 @@ def solve_dmft(config: DMFTConfig | float | None = None, t_max: float | None = N
             state.iterations += row.iterations
             break
         state.store(row)
+        escaped = stop_overlap is not None and abs(row.q) >= stop_overlap
         now = time.perf_counter()
         if progress and (now - last_report > 2.0 or k == state.n_steps):
             e_k = config.alpha * state.samples.mean(loss.V(row.h, state.samples.y))
             print(f"dmft {config.label}, steps={state.n_steps}: t = {state.t[k]:.4g} ({k}/{state.n_steps}), "
                   f"q = {row.q:.4f}, e = {e_k:.4f}, {now - t_start:.1f} s", file=sys.stderr, flush=True)
             last_report = now
+        if escaped:
+            break
     result = collect_result(state, loss, message=message, residual=max(state.residual, last_residual),
                             wall_seconds=time.perf_counter() - t_start)
     return raise_if_failed(result, strict)
