@@ -107,3 +107,20 @@ def test_bad_input():
         solve_critical_points(4.0, guess=(0.1, -0.1, 0.1))
     with pytest.raises(InputError):
         solve_critical_points(4.0, loss=make_loss("odd", "(yhat - y)**2"))
+
+
+@pytest.mark.slow
+def test_cli_critical_json(capsys):
+    """Slow (~1.5 min): `landscape --critical --json` carries the critical-point numbers."""
+    import json
+
+    from theory.cli import main
+
+    assert main(["landscape", "--alpha", "4", "--critical", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert "e_threshold_kr" in rec and rec["e_threshold_kr"] is None   # index > 0 at every energy (§8.9)
+    crit = rec["critical"]
+    assert crit["converged"] and crit["residual"] < SOLVER_TOL
+    assert 0 < rec["e_low_critical"] < rec["e_low"]     # Sigma_tot >= Sigma_min: wider window
+    assert crit["index_at_e_low_critical"] > 0
+    assert crit["sigma_tot_at_e_typical"] > rec["sigma_typical"]
