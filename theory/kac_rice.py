@@ -289,13 +289,18 @@ def _default_guess(alpha: float) -> tuple[float, float, float]:
 _GRIDS: dict = {}
 
 
-def _grid(loss: Loss, quad: KacRiceQuadrature) -> _Grid:
+def _cached(cache: dict, kind, loss: Loss, quad: KacRiceQuadrature):
+    """``kind(loss, quad)``, built once per (loss, grid) and kept in ``cache`` (at most 5)."""
     key = (loss.name, str(loss.l_expr), quad)
-    if key not in _GRIDS:
-        if len(_GRIDS) > 4:
-            _GRIDS.clear()
-        _GRIDS[key] = _Grid(loss, quad)
-    return _GRIDS[key]
+    if key not in cache:
+        if len(cache) > 4:
+            cache.clear()
+        cache[key] = kind(loss, quad)
+    return cache[key]
+
+
+def _grid(loss: Loss, quad: KacRiceQuadrature) -> _Grid:
+    return _cached(_GRIDS, _Grid, loss, quad)
 
 
 def _newton_polish(f, x, tol: float, max_steps: int = 8):
@@ -724,6 +729,10 @@ class LandscapeConfig:
     loss: str = "quartic"
     beta_limit: float = 4.0
     quad: KacRiceQuadrature = KacRiceQuadrature()
+    #: index densities at which the crossover of the typical critical points is reported (§8.9)
+    index_levels: tuple = (1e-2, 1e-3)
+    #: the walk down in energy of :func:`critical_landscape` stops at this fraction of e_typical
+    critical_e_min_fraction: float = 0.1
 
 
 LANDSCAPE_DEFAULTS = LandscapeConfig()
@@ -935,12 +944,7 @@ _ROW_GRIDS: dict = {}
 
 
 def _row_grid(loss: Loss, quad: KacRiceQuadrature) -> _RowGrid:
-    key = (loss.name, str(loss.l_expr), quad)
-    if key not in _ROW_GRIDS:
-        if len(_ROW_GRIDS) > 4:
-            _ROW_GRIDS.clear()
-        _ROW_GRIDS[key] = _RowGrid(loss, quad)
-    return _ROW_GRIDS[key]
+    return _cached(_ROW_GRIDS, _RowGrid, loss, quad)
 
 
 @dataclass(frozen=True)
@@ -1156,12 +1160,12 @@ def critical_curve(alpha: float, energies: ArrayLike, *, loss: Loss | str | None
 
 
 #: index densities at which the crossover energy of the typical critical points is reported (§8.9)
-INDEX_LEVELS = (1e-2, 1e-3)
+INDEX_LEVELS = LANDSCAPE_DEFAULTS.index_levels
 
 
 def critical_landscape(alpha: float, *, loss: Loss | str | None = None,
-                       quad: KacRiceQuadrature = KacRiceQuadrature(), index_levels=INDEX_LEVELS,
-                       e_min_fraction: float = 0.1) -> dict:
+                       quad: KacRiceQuadrature | None = None, index_levels=None,
+                       e_min_fraction: float | None = None) -> dict:
     """Critical points of any index at ``alpha`` (docs/theory.md §8.9).
 
     Returns a dict: the point at the minima's e_typical (Sigma_tot, index, Sigma_tot - Sigma_min);
@@ -1173,7 +1177,14 @@ def critical_landscape(alpha: float, *, loss: Loss | str | None = None,
     converged, residual, message.
     """
     alpha = _check_alpha(alpha)
-    loss = kac_rice_loss(loss)
+    loss = kac_rice_loss(loss if loss is not None else LANDSCAPE_DEFAULTS.loss)
+    quad = quad if quad is not None else LANDSCAPE_DEFAULTS.quad
+    index_levels = LANDSCAPE_DEFAULTS.index_levels if index_levels is None else index_levels
+    e_min_fraction = LANDSCAPE_DEFAULTS.critical_e_min_fraction if e_min_fraction is None else float(e_min_fraction)
+    if not index_levels or not all(0 < float(v) < 1 for v in index_levels):
+        raise InputError(f"index_levels must be numbers in (0, 1), got {index_levels!r}")
+    if not 0 < e_min_fraction < 1:
+        raise InputError(f"e_min_fraction must be in (0, 1), got {e_min_fraction!r}")
     minima = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=False)
     msgs = []
     if not minima.converged:

@@ -124,3 +124,14 @@ def test_cli_critical_json(capsys):
     assert 0 < rec["e_low_critical"] < rec["e_low"]     # Sigma_tot >= Sigma_min: wider window
     assert crit["index_at_e_low_critical"] > 0
     assert crit["sigma_tot_at_e_typical"] > rec["sigma_typical"]
+
+
+def test_critical_landscape_bad_input():
+    from theory.kac_rice import critical_landscape
+
+    with pytest.raises(InputError):
+        critical_landscape(0.0)
+    with pytest.raises(InputError):
+        critical_landscape(4.0, index_levels=(2.0,))
+    with pytest.raises(InputError):
+        critical_landscape(4.0, e_min_fraction=1.5)
