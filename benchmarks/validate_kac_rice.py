@@ -13,6 +13,8 @@ reproducible and writing one result file (atomic, provenance attached):
              and figures/kac_rice_density.png
     critical critical points of any index (predictions only: e_low_critical, index levels,
              e_threshold_kr) -> results/kac_rice/critical_points.json
+    critical-upper  the most numerous critical points (maximum of Sigma_tot, beta = 0), walked up
+             from the committed walk -> results/kac_rice/critical_upper.json
     critical-compare  Sigma_tot, index and Sigma_min at the flow's stopping energies, next to the
              predictions -> results/kac_rice/critical_compare.json and figures/kac_rice_critical.png
 
@@ -27,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.landscape import (compare_states, critical_compare, critical_table, format_rows,
-                                   phase_diagram_dataset, plot_critical, plot_phase_diagram, plot_sigma_curves,
+from experiments.landscape import (compare_states, critical_compare, critical_table, critical_upper_table,
+                                   format_rows, phase_diagram_dataset, plot_critical, plot_phase_diagram,
+                                   plot_sigma_curves,
                                    simulate_states, window_table)
 from theory.io import atomic_write_text, json_ready, provenance, write_netcdf
 
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("critical")
     k.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
     sub.add_parser("critical-compare")
+    sub.add_parser("critical-upper")
     args = ap.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.cmd == "window":
@@ -101,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                                                    "rows": rows})
         print(format_rows(rows, ["alpha", "e_typical_minima", "sigma_tot_at_e_typical", "index_at_e_typical",
                                  "e_low_critical", "index_at_e_low_critical", "e_threshold_kr"]))
+    elif args.cmd == "critical-upper":
+        pred = json.loads((OUT / "critical_points.json").read_text())
+        rows = critical_upper_table(pred["rows"], log=log)
+        _write_json(OUT / "critical_upper.json",
+                    {"provenance": provenance(stage="critical-upper", start="critical_points.json"), "rows": rows})
+        print(format_rows(rows, ["alpha", "e_typical_critical", "sigma_tot_max", "index_at_max", "mu_at_max",
+                                 "converged", "residual"]))
     elif args.cmd == "critical-compare":
         pred = json.loads((OUT / "critical_points.json").read_text())
         rows = critical_compare(pred["rows"], log=log)

@@ -30,7 +30,7 @@ from theory.statistics import kolmogorov_distance
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["STOPPING_ENERGIES", "window_table", "critical_table", "critical_compare", "plot_critical", "simulate_states", "compare_states",
+__all__ = ["STOPPING_ENERGIES", "window_table", "critical_table", "critical_upper_table", "critical_compare", "plot_critical", "simulate_states", "compare_states",
            "phase_diagram_dataset", "plot_phase_diagram", "plot_sigma_curves", "format_rows"]
 
 #: Stopping energies of gradient flow under the orthogonal protocol (q = 0), per alpha:
@@ -300,6 +300,34 @@ def critical_table(alphas: Sequence[float], *, quad: KacRiceQuadrature | None = 
         log(f"alpha={a:g}: e_low_crit={row.get('e_low_critical')}, index there={row.get('index_at_e_low_critical')}, "
             f"levels={row.get('index_levels')}, e_threshold_kr={row.get('e_threshold_kr')}; {row.get('message')}")
         rows.append(row)
+    return rows
+
+
+def critical_upper_table(pred_rows: list[dict], *, quad: KacRiceQuadrature | None = None,
+                         log: Callable[[str], None] = print) -> list[dict]:
+    """Per alpha, the most numerous critical points (beta = 0, maximum of Sigma_tot; docs/theory.md
+    §8.9), by :func:`theory.kac_rice.critical_maximum` from the top of the committed walk
+    ``pred_rows`` (:func:`critical_table`); the walk up (energy, Sigma_tot, index, beta) is kept."""
+    from theory.kac_rice import critical_maximum, solve_critical_points
+
+    quad = quad or KacRiceQuadrature()
+    rows = []
+    for row in pred_rows:
+        a = float(row["alpha"])
+        top = max(row["curve"], key=lambda p: p["energy"])
+        start = solve_critical_points(a, energy=top["energy"], quad=quad, guess=_curve_guess(row, top["energy"]),
+                                      strict=False)
+        pt, walk, msg = critical_maximum(a, start, quad=quad)
+        out = {"alpha": a, "e_typical_critical": None if pt is None else pt.energy,
+               "sigma_tot_max": None if pt is None else pt.complexity, "index_at_max": None if pt is None else pt.index,
+               "mu_at_max": None if pt is None else pt.mu, "law_at_max": None if pt is None else pt.law,
+               "walk": [{"energy": p.energy, "sigma_tot": p.complexity, "index": p.index, "beta": p.beta}
+                        for p in walk],
+               "converged": pt is not None and pt.converged, "residual": None if pt is None else pt.residual,
+               "message": msg}
+        log(f"alpha={a:g}: e_typical_critical={out['e_typical_critical']}, Sigma_tot max={out['sigma_tot_max']}, "
+            f"index={out['index_at_max']}; {msg}")
+        rows.append(out)
     return rows
 
 

@@ -58,7 +58,7 @@ __all__ = ["KacRiceQuadrature", "HIGH_QUAD", "KacRicePoint", "Landscape", "Lands
            "BRANCHES", "SOLVER_TOL",
            "kac_rice_loss", "log_det", "solve_kac_rice", "solve_at_energy", "landscape", "complexity_curve", "bbp_alpha",
            "phase_diagram", "CriticalPoint", "CRIT_LOCAL_NODES", "INDEX_LEVELS", "solve_critical_points",
-           "critical_curve", "critical_landscape"]
+           "critical_curve", "critical_landscape", "critical_maximum"]
 
 #: tolerance on every residual of eqs. 8.7-8.9 (and of the energy target)
 SOLVER_TOL = 1e-10
@@ -1266,3 +1266,34 @@ def critical_landscape(alpha: float, *, loss: Loss | str | None = None,
                        "c": p.c, "mu": p.mu, "log_abs_det": p.log_abs_det} for p in sorted(pts, key=lambda p: p.energy)],
             "converged": bool(all(p.converged for p in used)), "residual": float(residual),
             "message": "; ".join(msgs) if msgs else "converged"}
+
+
+def critical_maximum(alpha: float, start: CriticalPoint, *, loss: Loss | str | None = None,
+                     quad: KacRiceQuadrature | None = None, max_steps: int = 40) -> tuple[CriticalPoint | None, list, str]:
+    """The most numerous critical points (beta = dSigma_tot/de = 0, the maximum of Sigma_tot;
+    docs/theory.md §8.9): walk up in energy from ``start`` (beta > 0) until beta < 0, then solve
+    eqs. 8.15 at beta = 0 warm-started from the nearer side. Returns (point or None, the points of
+    the walk, message)."""
+    alpha = _check_alpha(alpha)
+    loss = kac_rice_loss(loss if loss is not None else LANDSCAPE_DEFAULTS.loss)
+    quad = quad if quad is not None else LANDSCAPE_DEFAULTS.quad
+    if not (start.converged and start.beta > 0):
+        return None, [], "critical_maximum needs a converged start with beta > 0"
+    cur, walk, step = start, [], 0.1 * start.energy
+    for _ in range(max_steps):
+        nxt = solve_critical_points(alpha, energy=cur.energy + step, loss=loss, quad=quad, guess=_crit_guess(cur),
+                                    strict=False)
+        if not nxt.converged:
+            if step < 0.005 * start.energy:
+                return None, walk, f"saddle branch not continued above e = {cur.energy:.6g}: {nxt.message}"
+            step /= 2
+            continue
+        walk.append(nxt)
+        if nxt.beta <= 0:
+            near = min((cur, nxt), key=lambda p: abs(p.beta))
+            top = solve_critical_points(alpha, 0.0, loss=loss, quad=quad, guess=_crit_guess(near)[:3], strict=False)
+            if top.converged and min(cur.energy, nxt.energy) <= top.energy <= max(cur.energy, nxt.energy):
+                return top, walk, "converged"
+            return None, walk, f"beta = 0 between e = {cur.energy:.6g} and {nxt.energy:.6g} not solved: {top.message}"
+        cur, step = nxt, step * 1.3
+    return None, walk, f"beta > 0 up to e = {cur.energy:.6g}"

@@ -135,3 +135,15 @@ def test_critical_landscape_bad_input():
         critical_landscape(4.0, index_levels=(2.0,))
     with pytest.raises(InputError):
         critical_landscape(4.0, e_min_fraction=1.5)
+
+
+@pytest.mark.slow
+def test_critical_maximum_is_the_top(quartic_saddles):
+    """Slow (~30 s): the beta = 0 point is the maximum of Sigma_tot along the walk up (eq. 8.16)."""
+    from theory.kac_rice import critical_maximum
+
+    top, walk, msg = critical_maximum(4.0, quartic_saddles, quad=COARSE)
+    assert top is not None and top.converged, msg
+    assert abs(top.beta) == 0.0 and top.residual < SOLVER_TOL
+    assert all(top.complexity >= p.complexity - 1e-12 for p in walk)
+    assert walk[-1].beta <= 0 < walk[-2].beta if len(walk) > 1 else walk[-1].beta <= 0
