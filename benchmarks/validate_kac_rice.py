@@ -11,6 +11,12 @@ reproducible and writing one result file (atomic, provenance attached):
     simulate trapped states, orthogonal protocol, N = 1000 -> results/kac_rice/states/ (resumable)
     compare  laws and spectra of those states against Kac-Rice and 1RSB -> results/kac_rice/compare.json
              and figures/kac_rice_density.png
+    critical critical points of any index (predictions only: e_low_critical, index levels,
+             e_threshold_kr) -> results/kac_rice/critical_points.json
+    critical-upper  the most numerous critical points (maximum of Sigma_tot, beta = 0), walked up
+             from the committed walk -> results/kac_rice/critical_upper.json
+    critical-compare  Sigma_tot, index and Sigma_min at the flow's stopping energies, next to the
+             predictions -> results/kac_rice/critical_compare.json and figures/kac_rice_critical.png
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/validate_kac_rice.py window
 """
@@ -23,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.landscape import (compare_states, format_rows, phase_diagram_dataset, plot_phase_diagram,
+from experiments.landscape import (compare_states, critical_compare, critical_table, critical_upper_table,
+                                   format_rows, phase_diagram_dataset, plot_critical, plot_phase_diagram,
                                    plot_sigma_curves,
                                    simulate_states, window_table)
 from theory.io import atomic_write_text, json_ready, provenance, write_netcdf
@@ -57,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--reps", type=int, default=4)
     c = sub.add_parser("compare")
     c.add_argument("--states", type=Path, default=OUT / "states")
+    k = sub.add_parser("critical")
+    k.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
+    sub.add_parser("critical-compare")
+    sub.add_parser("critical-upper")
     args = ap.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.cmd == "window":
@@ -88,6 +99,32 @@ def main(argv: list[str] | None = None) -> int:
             bbp = json.loads((OUT / "bbp.json").read_text())
         plot_phase_diagram(ds, "figures/kac_rice_phase_diagram.png", bbp)
         print(f"wrote {OUT / 'phase_diagram.nc'} and figures/kac_rice_phase_diagram.png", file=sys.stderr)
+    elif args.cmd == "critical":
+        rows = critical_table(args.alphas, log=log)
+        _write_json(OUT / "critical_points.json", {"provenance": provenance(alphas=args.alphas, stage="critical"),
+                                                   "rows": rows})
+        print(format_rows(rows, ["alpha", "e_typical_minima", "sigma_tot_at_e_typical", "index_at_e_typical",
+                                 "e_low_critical", "index_at_e_low_critical", "e_threshold_kr"]))
+    elif args.cmd == "critical-upper":
+        pred = json.loads((OUT / "critical_points.json").read_text())
+        rows = critical_upper_table(pred["rows"], log=log)
+        _write_json(OUT / "critical_upper.json",
+                    {"provenance": provenance(stage="critical-upper", start="critical_points.json"), "rows": rows})
+        print(format_rows(rows, ["alpha", "e_typical_critical", "sigma_tot_max", "index_at_max", "mu_at_max",
+                                 "converged", "residual"]))
+    elif args.cmd == "critical-compare":
+        pred = json.loads((OUT / "critical_points.json").read_text())
+        rows = critical_compare(pred["rows"], log=log)
+        _write_json(OUT / "critical_compare.json",
+                    {"provenance": provenance(stage="critical-compare", predictions="critical_points.json",
+                                              predictions_created=pred["provenance"]["created"]), "rows": rows})
+        phase = None
+        if (OUT / "phase_diagram.nc").exists():
+            from theory.io import load_netcdf
+
+            phase = load_netcdf(OUT / "phase_diagram.nc")
+        plot_critical(pred["rows"], "figures/kac_rice_critical.png", phase)
+        print(format_rows(rows, [k for k in rows[0] if k not in ("message",)]))
     elif args.cmd == "simulate":
         simulate_states(OUT / "states", args.alphas, args.n, args.reps, log=log)
     else:

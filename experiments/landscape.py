@@ -11,6 +11,9 @@ flow stops (docs/validation.md, "Kac-Rice landscape (§8)").
   spectra against the Kac-Rice law at e_typical and against the 1RSB threshold law.
 - :func:`phase_diagram_dataset` / :func:`plot_phase_diagram`: the (alpha, e) plane with the
   regions no minima / stable minima / minima unstable toward the signal.
+- :func:`critical_table` (predictions only) / :func:`critical_compare` (at the stopping
+  energies) / :func:`plot_critical`: the critical points of any index (docs/theory.md §8.8-8.9),
+  their index density, and the crossover energies of the typical critical points.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from theory.statistics import kolmogorov_distance
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["STOPPING_ENERGIES", "window_table", "simulate_states", "compare_states",
+__all__ = ["STOPPING_ENERGIES", "window_table", "critical_table", "critical_upper_table", "critical_compare", "plot_critical", "simulate_states", "compare_states",
            "phase_diagram_dataset", "plot_phase_diagram", "plot_sigma_curves", "format_rows"]
 
 #: Stopping energies of gradient flow under the orthogonal protocol (q = 0), per alpha:
@@ -259,6 +262,144 @@ def plot_sigma_curves(ds: "xr.Dataset", figure: str, alphas: Sequence[float] = (
     ax.set_ylabel(r"annealed complexity $\Sigma(e)$")
     ax.set_title("Kac-Rice minima at q = 0. circles: 1RSB e_th; stars: flow stops (N = 4000)", fontsize=9)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+
+
+def critical_table(alphas: Sequence[float], *, quad: KacRiceQuadrature | None = None,
+                   refine_alpha: float | None = 4.0, log: Callable[[str], None] = print) -> list[dict]:
+    """Predictions of the critical-point count (docs/theory.md §8.8-8.9) per alpha: the result of
+    :func:`theory.kac_rice.critical_landscape` (e_low_critical, its index, the energies at the
+    index levels, e_threshold_kr, the walk down in energy). No simulated number is used.
+    At ``refine_alpha`` the point at e_typical is recomputed on a 1.5x refined grid with twice
+    the crossing nodes (``refinement`` entry: differences of energy-fixed Sigma_tot and index)."""
+    import theory.kac_rice as kr
+
+    quad = quad or KacRiceQuadrature()
+    rows = []
+    for a in alphas:
+        a = float(a)
+        row = kr.critical_landscape(a, quad=quad)
+        if refine_alpha is not None and a == float(refine_alpha) and row.get("converged"):
+            e = row["e_typical_minima"]
+            base = kr.solve_critical_points(a, energy=e, quad=quad, guess=_curve_guess(row, e), strict=False)
+            saved = kr.CRIT_LOCAL_NODES
+            try:
+                kr.CRIT_LOCAL_NODES = 2 * saved
+                kr._ROW_GRIDS.clear()
+                fine = kr.solve_critical_points(a, energy=e, quad=quad.refined(1.5), guess=_curve_guess(row, e),
+                                                strict=False)
+            finally:
+                kr.CRIT_LOCAL_NODES = saved
+                kr._ROW_GRIDS.clear()
+            row["refinement"] = {"energy": e, "grid": [quad.n_u, quad.n_y, saved],
+                                 "fine_grid": [round(quad.n_u * 1.5), round(quad.n_y * 1.5), 2 * saved],
+                                 "sigma_tot": base.complexity, "sigma_tot_fine": fine.complexity,
+                                 "index": base.index, "index_fine": fine.index, "converged": base.converged and fine.converged}
+        log(f"alpha={a:g}: e_low_crit={row.get('e_low_critical')}, index there={row.get('index_at_e_low_critical')}, "
+            f"levels={row.get('index_levels')}, e_threshold_kr={row.get('e_threshold_kr')}; {row.get('message')}")
+        rows.append(row)
+    return rows
+
+
+def critical_upper_table(pred_rows: list[dict], *, quad: KacRiceQuadrature | None = None,
+                         log: Callable[[str], None] = print) -> list[dict]:
+    """Per alpha, the most numerous critical points (beta = 0, maximum of Sigma_tot; docs/theory.md
+    §8.9), by :func:`theory.kac_rice.critical_maximum` from the top of the committed walk
+    ``pred_rows`` (:func:`critical_table`); the walk up (energy, Sigma_tot, index, beta) is kept."""
+    from theory.kac_rice import critical_maximum, solve_critical_points
+
+    quad = quad or KacRiceQuadrature()
+    rows = []
+    for row in pred_rows:
+        a = float(row["alpha"])
+        top = max(row["curve"], key=lambda p: p["energy"])
+        start = solve_critical_points(a, energy=top["energy"], quad=quad, guess=_curve_guess(row, top["energy"]),
+                                      strict=False)
+        pt, walk, msg = critical_maximum(a, start, quad=quad)
+        out = {"alpha": a, "e_typical_critical": None if pt is None else pt.energy,
+               "sigma_tot_max": None if pt is None else pt.complexity, "index_at_max": None if pt is None else pt.index,
+               "mu_at_max": None if pt is None else pt.mu, "law_at_max": None if pt is None else pt.law,
+               "walk": [{"energy": p.energy, "sigma_tot": p.complexity, "index": p.index, "beta": p.beta}
+                        for p in walk],
+               "converged": pt is not None and pt.converged, "residual": None if pt is None else pt.residual,
+               "message": msg}
+        log(f"alpha={a:g}: e_typical_critical={out['e_typical_critical']}, Sigma_tot max={out['sigma_tot_max']}, "
+            f"index={out['index_at_max']}; {msg}")
+        rows.append(out)
+    return rows
+
+
+def _curve_guess(row: dict, energy: float):
+    p = min(row["curve"], key=lambda q: abs(q["energy"] - energy))
+    return (p["chi_re"], p["chi_im"], p["c"], p["beta"])
+
+
+def critical_compare(pred_rows: list[dict], *, quad: KacRiceQuadrature | None = None,
+                     log: Callable[[str], None] = print) -> list[dict]:
+    """At each alpha's stopping energy (:data:`STOPPING_ENERGIES`, N = 4000): Sigma_tot, the
+    index of the typical critical points and Sigma_min of the marginal minima there, next to the
+    committed predictions ``pred_rows`` (:func:`critical_table`)."""
+    from theory.kac_rice import solve_critical_points
+
+    quad = quad or KacRiceQuadrature()
+    rows = []
+    for row in pred_rows:
+        a = float(row["alpha"])
+        e_sim = STOPPING_ENERGIES[a][-1]
+        crit = solve_critical_points(a, energy=e_sim, quad=quad, guess=_curve_guess(row, e_sim), strict=False)
+        mins = solve_at_energy(a, e_sim, quad=quad, strict=False)
+        levels = {f"e_index_{lv['index']:g}": lv["energy"] for lv in row["index_levels"]}
+        out = {"alpha": a, "e_sim_N4000": e_sim, "sigma_tot_at_e_sim": crit.complexity, "index_at_e_sim": crit.index,
+               "beta_tot_at_e_sim": crit.beta, "sigma_min_at_e_sim": mins.complexity,
+               "gap_tot_minus_min": crit.complexity - mins.complexity,
+               "e_low_critical": row["e_low_critical"],
+               "rel_e_low_critical_vs_sim": row["e_low_critical"] / e_sim - 1.0,
+               **levels, **{f"rel_{k}_vs_sim": (v / e_sim - 1.0 if v else None) for k, v in levels.items()},
+               "e_threshold_kr": row["e_threshold_kr"],
+               "converged": bool(crit.converged and mins.converged),
+               "residual": max(crit.residual, mins.residual), "message": f"{crit.message}; minima: {mins.message}"}
+        log(f"alpha={a:g}: e_sim={e_sim}, Sigma_tot={crit.complexity:.4f}, index={crit.index:.4f}, "
+            f"Sigma_min={mins.complexity:.4f}")
+        rows.append(out)
+    return rows
+
+
+def plot_critical(pred_rows: list[dict], figure: str, phase: "xr.Dataset | None" = None) -> None:
+    """Two panels per the walk of :func:`critical_table`: Sigma_tot(e) (solid) with the minima's
+    Sigma_min(e) from the phase diagram (dashed) and the index density of the typical critical
+    points (log scale); stars: the flow's stopping energies (N = 4000)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11.0, 4.4))
+    for k, row in enumerate(pred_rows):
+        a = float(row["alpha"])
+        colour = f"C{k}"
+        cur = sorted(row["curve"], key=lambda p: p["energy"])
+        e = np.array([p["energy"] for p in cur])
+        ax.plot(e, [p["sigma_tot"] for p in cur], "-o", ms=3, color=colour, label=rf"$\alpha$ = {a:g}")
+        bx.semilogy(e, [p["index"] for p in cur], "-o", ms=3, color=colour, label=rf"$\alpha$ = {a:g}")
+        if phase is not None and a in phase["alpha"].values:
+            sub = phase.sel(alpha=a)
+            em, sm = sub["energy"].values, sub["complexity"].values
+            ok = np.isfinite(em) & np.isfinite(sm) & (em <= e.max() * 1.02)
+            order = np.argsort(em[ok])
+            ax.plot(em[ok][order], sm[ok][order], "--", color=colour, lw=1)
+        if a in STOPPING_ENERGIES:
+            ax.plot([STOPPING_ENERGIES[a][-1]], [0.0], "*", color=colour, ms=11)
+            bx.axvline(STOPPING_ENERGIES[a][-1], color=colour, ls=":", lw=1)
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xlabel("energy e")
+    ax.set_ylabel(r"annealed complexity")
+    ax.set_title(r"solid: all critical points $\Sigma_{tot}$; dashed: minima; stars: flow stops", fontsize=9)
+    ax.set_ylim(-0.35, None)
+    ax.legend(fontsize=8)
+    bx.set_xlabel("energy e")
+    bx.set_ylabel("index density of the typical critical points")
+    bx.set_title("dotted: flow stops (N = 4000)", fontsize=9)
     fig.tight_layout()
     fig.savefig(figure, dpi=120)
     plt.close(fig)

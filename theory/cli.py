@@ -573,6 +573,9 @@ def _add_landscape(subparsers) -> None:
                    help=f"loss from the registry, even in yhat and y (default {D.loss})")
     p.add_argument("--beta-limit", type=number_arg, default=D.beta_limit, metavar="B",
                    help=f"largest |beta| = |dSigma/de| searched for the window ends (default {D.beta_limit:g})")
+    p.add_argument("--critical", action="store_true",
+                   help="also the critical points of any index (docs/theory.md §8.8-8.9; ~45 s more): "
+                        "e_threshold_kr, e_low_critical and its index, the energies at index 1e-2 and 1e-3")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -589,6 +592,15 @@ def _run_landscape(args) -> int:
     if sys.stderr.isatty():   # progress for a person; a failure must stay a single line on stderr
         print(f"landscape alpha={args.alpha:g}: solving beta = 0, then the window ends ...", file=sys.stderr)
     record = landscape(args.alpha, energy=args.energy, loss=args.loss, beta_limit=args.beta_limit).to_dict()
+    if args.critical:
+        from .kac_rice import critical_landscape
+
+        crit = critical_landscape(args.alpha, loss=args.loss)
+        crit.pop("curve", None)
+        record["critical"] = crit
+        record["e_threshold_kr"] = crit.get("e_threshold_kr")
+        record["e_low_critical"] = crit.get("e_low_critical")
+        record["converged"] = bool(record["converged"] and crit.get("converged"))
     if args.json:
         print(json.dumps(json_ready(record)))
     else:
@@ -598,6 +610,14 @@ def _run_landscape(args) -> int:
         print(f"{'law':<20} " + ", ".join(f"{k} {v:.6g}" for k, v in record["law"].items()))
         print(f"{'residuals':<20} " + ", ".join(f"{k} {_format_residual(v)}" for k, v in record["residuals"].items()
                                                 if v is not None))
+        if "critical" in record:
+            c = record["critical"]
+            levels = ", ".join(f"e(index {lv['index']:g}) {lv['energy']}" for lv in c.get("index_levels", []))
+            print(f"{'critical points':<20} e_threshold_kr {c.get('e_threshold_kr')}, e_low_critical "
+                  f"{c.get('e_low_critical')} (index {c.get('index_at_e_low_critical')}), {levels}; {c.get('message')}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- success (§7)
 def _add_finite_n_options(p, n_required: bool) -> None:
     """--n, --t-max, --table, --start-only of the finite-N success law (theory.success.SuccessConfig)."""

@@ -22,6 +22,12 @@ replaced by the inequality alpha E[(chi D / (1 + chi D))^2] < 1 (Hessian gapped)
 eigenvalue toward the signal, overlap) is computed by :mod:`theory.spectrum` on the law of
 (D, s = y) with the law's own mu (eq. 1.3).
 
+Critical points of any index (docs/theory.md §8.8-8.9, :func:`solve_critical_points`,
+:func:`critical_curve`, :func:`critical_landscape`): no edge constraint, chi = -rho(0 + i0) is
+complex, the law is phi phi |1 + chi D| exp(-Re(chi) u V' - c V'^2/2 - beta V) / Z on the whole
+plane (eq. 8.14), Sigma_tot = 1/2 log c - log|chi| + beta e + alpha log Z (eq. 8.16) and the index
+density is (1/pi)[arg chi - alpha E arg(1 + chi D) + mu Im chi] (eq. 8.17).
+
 Quadrature: the trapezoid rule on a uniform (u, y) grid of the quadrant u, y >= 0 (losses
 even in yhat and in y: V depends on yhat^2 and y^2), masked to 1 + chi D > 0. On the
 marginal branch the integrand vanishes with all its derivatives at the mask boundary
@@ -51,7 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["KacRiceQuadrature", "HIGH_QUAD", "KacRicePoint", "Landscape", "LandscapeConfig", "LANDSCAPE_DEFAULTS",
            "BRANCHES", "SOLVER_TOL",
            "kac_rice_loss", "log_det", "solve_kac_rice", "solve_at_energy", "landscape", "complexity_curve", "bbp_alpha",
-           "phase_diagram"]
+           "phase_diagram", "CriticalPoint", "CRIT_LOCAL_NODES", "INDEX_LEVELS", "solve_critical_points",
+           "critical_curve", "critical_landscape", "critical_maximum"]
 
 #: tolerance on every residual of eqs. 8.7-8.9 (and of the energy target)
 SOLVER_TOL = 1e-10
@@ -282,13 +289,18 @@ def _default_guess(alpha: float) -> tuple[float, float, float]:
 _GRIDS: dict = {}
 
 
-def _grid(loss: Loss, quad: KacRiceQuadrature) -> _Grid:
+def _cached(cache: dict, kind, loss: Loss, quad: KacRiceQuadrature):
+    """``kind(loss, quad)``, built once per (loss, grid) and kept in ``cache`` (at most 5)."""
     key = (loss.name, str(loss.l_expr), quad)
-    if key not in _GRIDS:
-        if len(_GRIDS) > 4:
-            _GRIDS.clear()
-        _GRIDS[key] = _Grid(loss, quad)
-    return _GRIDS[key]
+    if key not in cache:
+        if len(cache) > 4:
+            cache.clear()
+        cache[key] = kind(loss, quad)
+    return cache[key]
+
+
+def _grid(loss: Loss, quad: KacRiceQuadrature) -> _Grid:
+    return _cached(_GRIDS, _Grid, loss, quad)
 
 
 def _newton_polish(f, x, tol: float, max_steps: int = 8):
@@ -717,6 +729,10 @@ class LandscapeConfig:
     loss: str = "quartic"
     beta_limit: float = 4.0
     quad: KacRiceQuadrature = KacRiceQuadrature()
+    #: index densities at which the crossover of the typical critical points is reported (§8.9)
+    index_levels: tuple = (1e-2, 1e-3)
+    #: the walk down in energy of :func:`critical_landscape` stops at this fraction of e_typical
+    critical_e_min_fraction: float = 0.1
 
 
 LANDSCAPE_DEFAULTS = LandscapeConfig()
@@ -807,3 +823,477 @@ def phase_diagram(alphas: ArrayLike, betas: ArrayLike, *, loss: Loss | str | Non
         ds[k].attrs["description"] = txt
     ds["beta"].attrs["description"] = "dSigma/de"
     return ds
+
+
+# ============================================================================ critical points of any index
+#: Gauss-Legendre nodes per side of a crossing of 1 + Re(chi) D = 0 inside a grid cell (§8.8)
+CRIT_LOCAL_NODES = 24
+
+
+@dataclass(frozen=True, eq=False)
+class CriticalPoint:
+    """The critical points of any index counted by Kac-Rice at one (alpha, energy) (docs/theory.md §8.8).
+
+    ``chi`` = -rho(0 + i0) is complex (Im chi > 0 when 0 lies inside the Hessian bulk);
+    ``complexity`` is Sigma_tot (eq. 8.16), ``beta`` = dSigma_tot/de, ``index`` the fraction
+    of negative Hessian eigenvalues per dimension N (eq. 8.17; ``index_limit`` = alpha times the
+    law's mass on 1 + Re(chi) D < 0, its eps -> 0 limit), ``log_abs_det`` = (1/N) log |det H|
+    (eq. 8.13). ``residuals``: eqs. 8.15a-c (8.15b divided by Im chi), the energy target, rim mass.
+    Status: ``converged`` (every residual < :data:`SOLVER_TOL`, rim mass < 1e-9), ``iterations``,
+    ``residual``, ``message``.
+    """
+
+    alpha: float
+    loss: str
+    energy: float
+    beta: float
+    complexity: float
+    chi: complex
+    c: float
+    mu: float
+    index: float
+    index_limit: float
+    log_abs_det: float
+    law: dict
+    residuals: dict
+    converged: bool
+    iterations: int
+    residual: float
+    message: str
+    atoms: dict | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        keys = ("alpha", "loss", "energy", "beta", "complexity", "c", "mu", "index", "index_limit",
+                "log_abs_det", "law", "residuals", "converged", "iterations", "residual", "message")
+        out = {k: getattr(self, k) for k in keys}
+        out["chi_re"], out["chi_im"] = float(self.chi.real), float(self.chi.imag)
+        return out
+
+
+class _RowGrid:
+    """The quadrant grid kept two-dimensional (u along axis 0) for the crossing refinement."""
+
+    def __init__(self, loss: Loss, quad: KacRiceQuadrature):
+        self.loss = loss
+        self.u = np.linspace(0.0, quad.u_max, quad.n_u)
+        self.y = np.linspace(0.0, quad.y_max, quad.n_y)
+        self.hu = self.u[1] - self.u[0]
+        wu = np.full(self.u.size, self.hu)
+        wu[0] /= 2
+        self.wy = np.full(self.y.size, self.y[1] - self.y[0])
+        self.wy[0] /= 2
+        U, Yg = np.meshgrid(self.u, self.y, indexing="ij")
+        self.gauss = np.exp(-(U**2 + Yg**2) / 2) * (2.0 / np.pi)
+        self.w0 = np.outer(wu, self.wy) * self.gauss
+        self.U, self.Y = U, Yg
+        self.V = np.asarray(loss.V(U, Yg), float)
+        self.dV = np.asarray(loss.dV(U, Yg), float)
+        self.D = np.asarray(loss.d2V(U, Yg), float)
+        self.rim = (U > quad.u_max * 0.97) | (Yg > quad.y_max * 0.97)
+        self.gl_t, self.gl_w = np.polynomial.legendre.leggauss(CRIT_LOCAL_NODES)
+
+    def nodes(self, chi: complex):
+        """Flat (u, y, weight, V, V', D, rim) with each grid cell crossed by 1 + Re(chi) D = 0
+        replaced by sinh-graded Gauss-Legendre nodes on both sides of the crossing (width of
+        the grading |Im(chi) D| / |Re(chi) dD/du|, the scale of the near-singular factors)."""
+        cr, ci = chi.real, chi.imag
+        w = 1.0 + cr * self.D
+        i, j = np.nonzero(w[:-1] * w[1:] < 0)
+        wgt = self.w0.copy()
+        half = 0.5 * self.hu * self.wy[j]
+        np.subtract.at(wgt, (i, j), half * self.gauss[i, j])
+        np.subtract.at(wgt, (i + 1, j), half * self.gauss[i + 1, j])
+        ua, ub, yj = self.u[i], self.u[i + 1], self.y[j]
+        wa, wb = w[i, j], w[i + 1, j]
+        uc = ua + (ub - ua) * wa / (wa - wb)
+        h = 1e-7 * max(1.0, float(self.u[-1]))
+        for _ in range(4):   # Newton on 1 + Re(chi) D(u, y_j) = 0 inside the cell
+            f = 1.0 + cr * np.asarray(self.loss.d2V(uc, yj), float)
+            df = cr * (np.asarray(self.loss.d2V(uc + h, yj), float) - np.asarray(self.loss.d2V(uc - h, yj), float)) / (2 * h)
+            step = np.where(np.abs(df) > 0, f / np.where(df == 0, 1.0, df), 0.0)
+            uc = np.clip(uc - step, ua, ub)
+        dc = np.asarray(self.loss.d2V(uc, yj), float)
+        slope = np.abs(cr * (np.asarray(self.loss.d2V(uc + h, yj), float)
+                             - np.asarray(self.loss.d2V(uc - h, yj), float)) / (2 * h))
+        delta = np.maximum(np.abs(ci * dc) / np.maximum(slope, 1e-300), 1e-16 * self.hu)
+        t, tw = self.gl_t, self.gl_w
+        parts_u, parts_y, parts_w = [], [], []
+        for lo, hi in ((ua, uc), (uc, ub)):
+            tau_lo = np.arcsinh((lo - uc) / delta)
+            tau_hi = np.arcsinh((hi - uc) / delta)
+            tau = 0.5 * (tau_hi - tau_lo)[:, None] * t[None, :] + 0.5 * (tau_hi + tau_lo)[:, None]
+            uu = uc[:, None] + delta[:, None] * np.sinh(tau)
+            ww = (0.5 * (tau_hi - tau_lo))[:, None] * tw[None, :] * delta[:, None] * np.cosh(tau)
+            parts_u.append(uu)
+            parts_y.append(np.broadcast_to(yj[:, None], uu.shape))
+            parts_w.append(ww * self.wy[j][:, None] * np.exp(-(uu**2 + yj[:, None]**2) / 2) * (2.0 / np.pi))
+        lu = np.concatenate([p.ravel() for p in parts_u])
+        ly = np.concatenate([p.ravel() for p in parts_y])
+        lw = np.concatenate([p.ravel() for p in parts_w])
+        u = np.concatenate([self.U.ravel(), lu])
+        y = np.concatenate([self.Y.ravel(), ly])
+        wt = np.concatenate([wgt.ravel(), lw])
+        V = np.concatenate([self.V.ravel(), np.asarray(self.loss.V(lu, ly), float)])
+        dV = np.concatenate([self.dV.ravel(), np.asarray(self.loss.dV(lu, ly), float)])
+        D = np.concatenate([self.D.ravel(), np.asarray(self.loss.d2V(lu, ly), float)])
+        rim = np.concatenate([self.rim.ravel(), np.zeros(lu.size, bool)])
+        return u, y, wt, V, dV, D, rim, int(i.size)
+
+
+_ROW_GRIDS: dict = {}
+
+
+def _row_grid(loss: Loss, quad: KacRiceQuadrature) -> _RowGrid:
+    return _cached(_ROW_GRIDS, _RowGrid, loss, quad)
+
+
+@dataclass(frozen=True)
+class _CritAverages:
+    energy: float
+    mu: float
+    r_re: float
+    r_im: float
+    r_c: float
+    complexity: float
+    index: float
+    index_limit: float
+    log_abs_det: float
+    tail: float
+    crossings: int
+    p: np.ndarray
+    u: np.ndarray
+    y: np.ndarray
+    D: np.ndarray
+
+
+def _crit_averages(g: _RowGrid, alpha: float, chi: complex, c: float, beta: float) -> _CritAverages:
+    """Averages over the law of eq. 8.14 (no support restriction), residuals of eqs. 8.15,
+    Sigma_tot (8.16), the index (8.17) and (1/N) log|det H| (8.13)."""
+    u, y, wt, V, dV, D, rim, ncross = g.nodes(chi)
+    one = 1.0 + chi * D
+    absw = np.abs(one)
+    good = (wt > 0) & (absw > 0)
+    expo = np.full(u.size, -np.inf)
+    expo[good] = (np.log(wt[good]) + np.log(absw[good]) - chi.real * u[good] * dV[good]
+                  - 0.5 * c * dV[good] ** 2 - beta * V[good])
+    top = float(np.max(expo))
+    ew = np.exp(expo - top)
+    z = float(ew.sum())
+    p = ew / z
+    log_z = math.log(z) + top
+    energy = alpha * float(p @ V)
+    mu = alpha * float(p @ (u * dV))
+    safe = np.where(good, one, 1.0)
+    e1 = complex(p @ (D / safe))
+    r = -1.0 - chi * mu + alpha * chi * e1
+    r_im = -mu + alpha * float(p @ (D / np.abs(safe) ** 2))
+    r_c = c * alpha * float(p @ dV**2) - 1.0
+    sigma = 0.5 * math.log(c) - math.log(abs(chi)) + beta * energy + alpha * log_z
+    index = (np.angle(chi) - alpha * float(p @ np.angle(safe)) + mu * chi.imag) / np.pi
+    index_limit = alpha * float(p[(1.0 + chi.real * D) < 0].sum())
+    logdet = float((-mu * chi - np.log(chi) - 1.0).real + alpha * float(p @ np.log(np.abs(safe))))
+    return _CritAverages(energy, mu, float(r.real), r_im, r_c, sigma, float(index), index_limit, logdet,
+                         float(p[rim].sum()), ncross, p, u, y, D)
+
+
+def _crit_law_summary(a: _CritAverages) -> dict:
+    p, u, y, D = a.p, a.u, a.y, a.D
+    return {"mean_abs_yhat": float(p @ np.abs(u)), "mean_yhat2": float(p @ u**2), "mean_D": float(p @ D),
+            "P_D_negative": float(p[D < 0].sum()), "P_abs_yhat_below_abs_y": float(p[np.abs(u) < y].sum()),
+            "normalisation": float(p.sum()), "crossing_cells": a.crossings}
+
+
+def _crit_point(g, loss, alpha, chi, c, beta, fx, evals, energy_target=None, notes=()) -> CriticalPoint:
+    a = _crit_averages(g, alpha, chi, c, beta)
+    residual = float(np.max(np.abs(fx)))
+    residuals = {"lambda_re": a.r_re, "lambda_im_over_im_chi": a.r_im, "c": a.r_c, "rim_mass": a.tail}
+    if energy_target is not None:
+        residuals["energy"] = a.energy / energy_target - 1.0
+    msgs = list(notes)
+    converged = residual < SOLVER_TOL and a.tail < 1e-9 and math.isfinite(a.complexity) and chi.imag > 0
+    if residual >= SOLVER_TOL:
+        msgs.append(f"critical points: residual {residual:.2e} >= {SOLVER_TOL:g} (alpha={alpha:g}, beta={beta:g})")
+    if a.tail >= 1e-9:
+        msgs.append(f"law reaches the grid rim (mass {a.tail:.1e}): enlarge u_max / y_max")
+    if not chi.imag > 0:
+        msgs.append("Im chi <= 0: not the bulk branch")
+    if converged:
+        msgs.append("converged (critical points, 0 inside the bulk)")
+    keep = a.p > 0
+    return CriticalPoint(alpha=alpha, loss=loss.name, energy=a.energy, beta=float(beta), complexity=a.complexity,
+                         chi=complex(chi), c=float(c), mu=a.mu, index=a.index, index_limit=a.index_limit,
+                         log_abs_det=a.log_abs_det, law=_crit_law_summary(a), residuals=residuals,
+                         converged=bool(converged), iterations=int(evals), residual=residual,
+                         message="; ".join(msgs),
+                         atoms={"yhat": a.u[keep], "y": a.y[keep], "D": a.D[keep], "weights": a.p[keep]})
+
+
+def _crit_default_guess(alpha: float) -> tuple[float, float, float]:
+    chi, _, c = _default_guess(alpha)
+    return (chi, 0.05 * chi, c)
+
+
+def solve_critical_points(alpha: float, beta: float = 0.0, *, energy: float | None = None,
+                          loss: Loss | str | None = None, quad: KacRiceQuadrature = KacRiceQuadrature(),
+                          guess: tuple[float, ...] | None = None, strict: bool = True) -> CriticalPoint:
+    """Critical points of any index counted by annealed Kac-Rice (docs/theory.md eqs. 8.12-8.17).
+
+    Solves eqs. 8.15 for (Re chi, Im chi, c) at fixed ``beta`` (default 0: the most numerous
+    critical points), or, with ``energy``, for (Re chi, Im chi, c, beta) at that energy.
+
+    Parameters
+    ----------
+    alpha : float
+        M/N > 0.
+    beta : float
+        Lagrange multiplier of the energy (ignored when ``energy`` is given).
+    energy : float, optional
+        Target energy e = L/N > 0.
+    loss : Loss or str, optional
+        Even in yhat and y (default quartic).
+    quad : KacRiceQuadrature
+        Base grid; cells crossed by 1 + Re(chi) D = 0 are refined (:data:`CRIT_LOCAL_NODES`).
+    guess : (chi_re, chi_im, c) or (chi_re, chi_im, c, beta), optional
+        Warm start (Im chi > 0, c > 0). Solved in (Re chi, log Im chi, log c[, beta]).
+    strict : bool
+        Raise ConvergenceError (the point attached) instead of returning a failed point.
+    """
+    alpha = _check_alpha(alpha)
+    beta = float(beta)
+    if not math.isfinite(beta):
+        raise InputError(f"beta must be finite, got {beta!r}")
+    if energy is not None:
+        energy = float(energy)
+        if not (math.isfinite(energy) and energy > 0):
+            raise InputError(f"energy must be a finite number > 0, got {energy!r}")
+    loss = kac_rice_loss(loss)
+    g = _row_grid(loss, quad)
+    gs = list(guess) if guess is not None else list(_crit_default_guess(alpha))
+    if len(gs) not in (3, 4) or not (math.isfinite(gs[0]) and gs[1] > 0 and gs[2] > 0):
+        raise InputError(f"guess must be (chi_re, chi_im > 0, c > 0[, beta]), got {guess!r}")
+    evals = [0]
+    fixed_e = energy is not None
+
+    def unpack(x):
+        b = float(x[3]) if fixed_e else beta
+        return complex(x[0], math.exp(x[1])), math.exp(x[2]), b
+
+    def f(x):
+        evals[0] += 1
+        if np.any(np.abs(x[1:3]) > 60):
+            return np.full(x.size, 1e6)
+        chi, c, b = unpack(x)
+        a = _crit_averages(g, alpha, chi, c, b)
+        r = [a.r_re, a.r_im, a.r_c] + ([a.energy / energy - 1.0] if fixed_e else [])
+        r = np.array(r)
+        return np.where(np.isfinite(r), r, 1e6)
+
+    x0 = [float(gs[0]), math.log(gs[1]), math.log(gs[2])]
+    if fixed_e:
+        x0.append(gs[3] if len(gs) == 4 else beta)
+    sol = root(f, np.array(x0), method="hybr", options={"xtol": 1e-13})
+    x, fx, n = _newton_polish(f, sol.x, SOLVER_TOL)
+    chi, c, b = unpack(x)
+    pt = _crit_point(g, loss, alpha, chi, c, b, fx, evals[0] + n, energy)
+    return raise_if_failed(pt, strict)
+
+
+def _crit_guess(pt: CriticalPoint) -> tuple[float, float, float, float]:
+    return (pt.chi.real, pt.chi.imag, pt.c, pt.beta)
+
+
+def _crit_start(alpha: float, energy: float, loss: Loss, quad: KacRiceQuadrature,
+                minima: KacRicePoint | None = None) -> CriticalPoint:
+    """First point of the saddle branch at ``energy``: warm starts built from the minima at
+    beta = 0 (their chi and c), tried in turn; the last attempt is returned if all fail."""
+    if minima is None:
+        minima = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=False)
+    chi, c = (minima.chi, minima.c) if minima.converged else _default_guess(alpha)[::2]
+    pt = None
+    for g in ((0.8 * chi, 0.95 * chi, 2.5 * c, 0.12), (chi, 0.5 * chi, 1.5 * c, 0.05),
+              (0.6 * chi, 1.2 * chi, 3.5 * c, 0.2), (chi, 0.2 * chi, c, 0.0)):
+        pt = solve_critical_points(alpha, energy=energy, loss=loss, quad=quad, guess=g, strict=False)
+        if pt.converged:
+            return pt
+    return pt
+
+
+def critical_curve(alpha: float, energies: ArrayLike, *, loss: Loss | str | None = None,
+                   quad: KacRiceQuadrature = KacRiceQuadrature(), start: CriticalPoint | None = None,
+                   ) -> list[CriticalPoint]:
+    """Sigma_tot(e) and the index of the typical critical points (docs/theory.md §8.8-8.9) at
+    each energy (non-strict points), by continuation: from ``start`` (or a start at the
+    energy closest to the minima's e_typical) outward in both directions, warm-starting each
+    point from the previous one; an energy that fails is retried from a midpoint."""
+    alpha = _check_alpha(alpha)
+    loss = kac_rice_loss(loss)
+    es = np.asarray(energies, float).ravel()
+    if es.size == 0 or not np.all(np.isfinite(es)) or np.any(es <= 0):
+        raise InputError("energies must be finite numbers > 0")
+    if start is None:
+        minima = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=False)
+        e0 = minima.energy if minima.converged else float(np.median(es))
+        start = _crit_start(alpha, e0, loss, quad, minima)
+    out: list = [None] * es.size
+    if not start.converged:
+        return [replace(start, converged=False, message=f"no start: {start.message}") for _ in es]
+    for side in (np.nonzero(es >= start.energy)[0], np.nonzero(es < start.energy)[0][::-1]):
+        order = sorted(side, key=lambda k: abs(es[k] - start.energy))
+        cur = start
+        for k in order:
+            pt = solve_critical_points(alpha, energy=float(es[k]), loss=loss, quad=quad,
+                                       guess=_crit_guess(cur), strict=False)
+            tries = 0
+            while not pt.converged and tries < 4:   # bisect toward the last converged energy
+                mid = 0.5 * (cur.energy + float(es[k]))
+                mp = solve_critical_points(alpha, energy=mid, loss=loss, quad=quad, guess=_crit_guess(cur),
+                                           strict=False)
+                if mp.converged:
+                    cur = mp
+                pt = solve_critical_points(alpha, energy=float(es[k]), loss=loss, quad=quad,
+                                           guess=_crit_guess(cur), strict=False)
+                tries += 1
+            out[k] = pt
+            if pt.converged:
+                cur = pt
+    return out
+
+
+#: index densities at which the crossover energy of the typical critical points is reported (§8.9)
+INDEX_LEVELS = LANDSCAPE_DEFAULTS.index_levels
+
+
+def critical_landscape(alpha: float, *, loss: Loss | str | None = None,
+                       quad: KacRiceQuadrature | None = None, index_levels=None,
+                       e_min_fraction: float | None = None) -> dict:
+    """Critical points of any index at ``alpha`` (docs/theory.md §8.9).
+
+    Returns a dict: the point at the minima's e_typical (Sigma_tot, index, Sigma_tot - Sigma_min);
+    e_low_critical (Sigma_tot = 0, Brent on the energy) with its index; for each level in
+    ``index_levels`` the energy where the index of the typical critical points equals it and
+    Sigma_tot there; ``e_threshold_kr``: the energy below which the typical critical points are
+    minima (index 0), None when the index stays > 0 down to ``e_min_fraction`` e_typical (what
+    the quartic loss gives, §8.9); ``curve`` (energy, Sigma_tot, index, beta) of the walk down;
+    converged, residual, message.
+    """
+    alpha = _check_alpha(alpha)
+    loss = kac_rice_loss(loss if loss is not None else LANDSCAPE_DEFAULTS.loss)
+    quad = quad if quad is not None else LANDSCAPE_DEFAULTS.quad
+    index_levels = LANDSCAPE_DEFAULTS.index_levels if index_levels is None else index_levels
+    e_min_fraction = LANDSCAPE_DEFAULTS.critical_e_min_fraction if e_min_fraction is None else float(e_min_fraction)
+    if not index_levels or not all(0 < float(v) < 1 for v in index_levels):
+        raise InputError(f"index_levels must be numbers in (0, 1), got {index_levels!r}")
+    if not 0 < e_min_fraction < 1:
+        raise InputError(f"e_min_fraction must be in (0, 1), got {e_min_fraction!r}")
+    minima = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=False)
+    msgs = []
+    if not minima.converged:
+        return {"alpha": alpha, "converged": False, "message": f"minima at beta = 0: {minima.message}"}
+    start = _crit_start(alpha, minima.energy, loss, quad, minima)
+    if not start.converged:
+        return {"alpha": alpha, "converged": False, "message": f"saddle branch start: {start.message}"}
+    pts = [start]
+    cur = start
+    step = 0.08 * start.energy
+    levels = sorted(float(v) for v in index_levels)
+    while cur.energy > e_min_fraction * start.energy and (cur.index > 0.5 * levels[0] or cur.complexity > 0):
+        e_next = cur.energy - step
+        if e_next <= e_min_fraction * start.energy:
+            break
+        nxt = solve_critical_points(alpha, energy=e_next, loss=loss, quad=quad, guess=_crit_guess(cur), strict=False)
+        if not nxt.converged:
+            if step < 0.004 * start.energy:
+                msgs.append(f"saddle branch not continued below e = {cur.energy:.6g}: {nxt.message}")
+                break
+            step /= 2
+            continue
+        pts.append(nxt)
+        cur = nxt
+    cache = {}
+
+    def near(e):
+        return min(pts + list(cache.values()), key=lambda p: abs(p.energy - e))
+
+    def solve(e):
+        key = round(e, 13)
+        if key not in cache:
+            pt = solve_critical_points(alpha, energy=e, loss=loss, quad=quad, guess=_crit_guess(near(e)), strict=False)
+            if not pt.converged:
+                raise ConvergenceError(pt.message, pt)
+            cache[key] = pt
+        return cache[key]
+
+    def crossing(fun):
+        vals = [fun(p) for p in pts]
+        for k in range(1, len(pts)):
+            if np.sign(vals[k]) != np.sign(vals[k - 1]):
+                try:
+                    e = brentq(lambda x: fun(solve(x)), pts[k].energy, pts[k - 1].energy, xtol=1e-10, rtol=1e-12)
+                    return solve(e)
+                except ConvergenceError as exc:
+                    msgs.append(str(exc))
+                    return None
+        return None
+
+    low = crossing(lambda p: p.complexity)
+    at_levels = []
+    for lv in levels:
+        pt = crossing(lambda p, lv=lv: math.log(max(p.index, 1e-300)) - math.log(lv))
+        at_levels.append({"index": lv, "energy": None if pt is None else pt.energy,
+                          "sigma_tot": None if pt is None else pt.complexity,
+                          "beta": None if pt is None else pt.beta})
+    lowest = min(pts, key=lambda p: p.energy)
+    threshold = None   # index 0 reached at finite energy on the branch: not seen for the quartic
+    if lowest.index <= 0:
+        threshold = lowest.energy
+    else:
+        msgs.append(f"index of the typical critical points > 0 down to e = {lowest.energy:.6g} "
+                    f"(index {lowest.index:.3g}, Sigma_tot {lowest.complexity:.4g}): no e_threshold_kr")
+    used = [start] + ([low] if low else []) + [p for p in cache.values()]
+    residual = max(p.residual for p in used)
+    return {"alpha": alpha, "loss": loss.name,
+            "e_typical_minima": minima.energy, "sigma_min_typical": minima.complexity,
+            "sigma_tot_at_e_typical": start.complexity, "index_at_e_typical": start.index,
+            "beta_tot_at_e_typical": start.beta,
+            "e_low_critical": None if low is None else low.energy,
+            "index_at_e_low_critical": None if low is None else low.index,
+            "beta_at_e_low_critical": None if low is None else low.beta,
+            "index_levels": at_levels, "e_threshold_kr": threshold,
+            "lowest_energy_solved": lowest.energy, "index_at_lowest": lowest.index,
+            "sigma_tot_at_lowest": lowest.complexity,
+            "curve": [{"energy": p.energy, "sigma_tot": p.complexity, "index": p.index,
+                       "index_limit": p.index_limit, "beta": p.beta, "chi_re": p.chi.real, "chi_im": p.chi.imag,
+                       "c": p.c, "mu": p.mu, "log_abs_det": p.log_abs_det} for p in sorted(pts, key=lambda p: p.energy)],
+            "converged": bool(all(p.converged for p in used)), "residual": float(residual),
+            "message": "; ".join(msgs) if msgs else "converged"}
+
+
+def critical_maximum(alpha: float, start: CriticalPoint, *, loss: Loss | str | None = None,
+                     quad: KacRiceQuadrature | None = None, max_steps: int = 40) -> tuple[CriticalPoint | None, list, str]:
+    """The most numerous critical points (beta = dSigma_tot/de = 0, the maximum of Sigma_tot;
+    docs/theory.md §8.9): walk up in energy from ``start`` (beta > 0) until beta < 0, then solve
+    eqs. 8.15 at beta = 0 warm-started from the nearer side. Returns (point or None, the points of
+    the walk, message)."""
+    alpha = _check_alpha(alpha)
+    loss = kac_rice_loss(loss if loss is not None else LANDSCAPE_DEFAULTS.loss)
+    quad = quad if quad is not None else LANDSCAPE_DEFAULTS.quad
+    if not (start.converged and start.beta > 0):
+        return None, [], "critical_maximum needs a converged start with beta > 0"
+    cur, walk, step = start, [], 0.1 * start.energy
+    for _ in range(max_steps):
+        nxt = solve_critical_points(alpha, energy=cur.energy + step, loss=loss, quad=quad, guess=_crit_guess(cur),
+                                    strict=False)
+        if not nxt.converged:
+            if step < 0.005 * start.energy:
+                return None, walk, f"saddle branch not continued above e = {cur.energy:.6g}: {nxt.message}"
+            step /= 2
+            continue
+        walk.append(nxt)
+        if nxt.beta <= 0:
+            near = min((cur, nxt), key=lambda p: abs(p.beta))
+            top = solve_critical_points(alpha, 0.0, loss=loss, quad=quad, guess=_crit_guess(near)[:3], strict=False)
+            if top.converged and min(cur.energy, nxt.energy) <= top.energy <= max(cur.energy, nxt.energy):
+                return top, walk, "converged"
+            return None, walk, f"beta = 0 between e = {cur.energy:.6g} and {nxt.energy:.6g} not solved: {top.message}"
+        cur, step = nxt, step * 1.3
+    return None, walk, f"beta > 0 up to e = {cur.energy:.6g}"

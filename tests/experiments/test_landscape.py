@@ -26,3 +26,18 @@ def test_plot_phase_diagram(tmp_path):
     out = tmp_path / "pd.png"
     plot_phase_diagram(ds, str(out), {"alpha_bbp": 3.5})
     assert out.stat().st_size > 1000
+
+
+def test_plot_critical(tmp_path):
+    """The critical-points figure from two synthetic prediction rows (no solves)."""
+    from experiments.landscape import plot_critical
+
+    rows = [{"alpha": a, "curve": [{"energy": e, "sigma_tot": s, "index": i}
+                                   for e, s, i in ((0.3 * a, -0.1, 1e-3), (0.5 * a, 0.1, 0.05), (0.6 * a, 0.2, 0.12))]}
+            for a in (3.0, 4.0)]
+    ds = xr.Dataset({"energy": (("alpha", "beta"), [[0.86, 0.6], [1.63, 0.9]]),
+                     "complexity": (("alpha", "beta"), [[0.12, 0.05], [0.09, 0.02]])},
+                    coords={"alpha": np.array([3.0, 4.0]), "beta": np.array([0.0, 0.2])})
+    out = tmp_path / "crit.png"
+    plot_critical(rows, str(out), ds)
+    assert out.stat().st_size > 1000
