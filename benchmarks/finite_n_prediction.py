@@ -34,6 +34,7 @@ def main() -> None:
     c = sub.add_parser("compare")
     c.add_argument("--t-max", type=float, default=SuccessConfig.t_max)
     c.add_argument("--table", default=SuccessConfig.table)
+    c.add_argument("--samples", type=int, default=SuccessConfig.samples, help="the table entries' DMFT samples S")
     c.add_argument("--predict-n", type=int, nargs="*", default=[8192])
     c.add_argument("--predict-alphas", type=float, nargs="*", default=[5.0, 6.0, 7.0])
     c.add_argument("--out", required=True)
@@ -46,14 +47,15 @@ def main() -> None:
         return
     out = {}
     for with_source in (True, False):
-        cfg = SuccessConfig(t_max=args.t_max, table=args.table, with_source=with_source)
+        cfg = SuccessConfig(t_max=args.t_max, table=args.table, samples=args.samples, with_source=with_source)
         out["with_source" if with_source else "start_only"] = {
             "comparison": study.compare(cfg),
             "prediction": study.prediction_rows(args.predict_n, args.predict_alphas, cfg)}
-    out["provenance"] = provenance(kind="finite_n_theory_compare", t_max=args.t_max, table=args.table)
+    out["provenance"] = provenance(kind="finite_n_theory_compare", t_max=args.t_max, table=args.table,
+                                   samples=args.samples)
     atomic_write_text(args.out, json.dumps(json_ready(out), indent=1))
     if args.figures:
-        cfg = SuccessConfig(t_max=args.t_max, table=args.table)
+        cfg = SuccessConfig(t_max=args.t_max, table=args.table, samples=args.samples)
         report = json.loads((study.SWEEP_DIR / "report.json").read_text())
         t100 = [(int(n), v["alpha_c"], v["alpha_c_se"]) for n, v in report["by_n"].items()]
         comp = out["with_source"]["comparison"]
