@@ -3,8 +3,8 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/finite_n_prediction.py table --alphas 6 5 7 --t-max 2 --seeds 0
     python benchmarks/finite_n_prediction.py compare --t-max 2 --out results/finite_n_theory/compare_T2.json
 
-``table`` computes q0_c(alpha; T) with the nonlinear DMFT (S = 2000, dt_max = 0.025, the
-CriticalStartConfig defaults) into results/finite_n_theory/q0c_table.json, resumable;
+``table`` computes q0_c(alpha; T) with the nonlinear DMFT (S = 8000, dt_max = 0.025, the
+CriticalStartConfig defaults) into results/finite_n_theory/q0c_table_S8000.json, resumable;
 ``compare`` writes the prediction against the stored sweeps and the N = 8192 prediction.
 """
 from __future__ import annotations

@@ -633,7 +633,7 @@ def _add_finite_n_options(p, n_required: bool) -> None:
     p.add_argument("--table", default=d.table, metavar="PATH", help="q0_c table (default: the repository's)")
     p.add_argument("--samples", type=integer_arg("--samples"), default=d.samples, metavar="S",
                    help=f"DMFT samples S of the q0_c entries to use (default {d.samples}; "
-                        f"results/finite_n_theory/q0c_table_S8000.json holds S = 8000 at alpha = 6, 7)")
+                        f"results/finite_n_theory/q0c_table.json holds S = 2000 at alpha = 5-7)")
     p.add_argument("--start-only", action="store_true",
                    help="the start overlap alone, without the finite-N source r of eq. 7.11")
 

@@ -37,8 +37,9 @@ __all__ = ["SuccessConfig", "SuccessPrediction", "start_overlap_sf", "success_pr
            "success_probability", "alpha_c", "load_table", "store_entry", "store_run", "entry_key",
            "table_entries"]
 
-#: the repository's cached table of q0_c(alpha; T) (results/finite_n_theory)
-DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "results" / "finite_n_theory" / "q0c_table.json"
+#: the repository's cached table of q0_c(alpha; T) (results/finite_n_theory), S = 8000, alpha 4-9
+#: (q0c_table.json next to it holds the earlier S = 2000 entries, biased at alpha 6-7)
+DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "results" / "finite_n_theory" / "q0c_table_S8000.json"
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class CriticalStartConfig:
     hi: float = 0.08
     width: float = 0.005
     max_solves: int = 9
-    samples: int = 2000
+    samples: int = 8000
     dt_max: float = 0.025
     seed: int = 0
     y_scale: float = 2.0
