@@ -44,7 +44,8 @@ SWEEP_DIR = Path(__file__).resolve().parents[1] / "results" / "finite_n_t100"
 
 def compute_critical_table(alphas: Sequence[float], t_max: float, seeds: Sequence[int], table: str | Path,
                            search: CriticalStartConfig | None = None, progress: bool = True) -> list[dict]:
-    """q0_c(alpha; t_max) for every alpha and seed, stored in ``table`` (resumable)."""
+    """q0_c(alpha; t_max) for every alpha and seed, stored in ``table`` (resumable; an entry whose
+    bracket is wider than ``search.width`` is refined from its stored solves)."""
     base = CriticalStartConfig() if search is None else search
     out = []
     for seed in seeds:
@@ -52,9 +53,12 @@ def compute_critical_table(alphas: Sequence[float], t_max: float, seeds: Sequenc
         for alpha in alphas:
             key = entry_key(alpha, t_max, cfg.samples, cfg.seed, cfg.dt_max, cfg.level, cfg.t_linear)
             tab = load_table(table)
-            if key in tab["entries"]:
-                out.append(tab["entries"][key])
+            cached = tab["entries"].get(key)
+            if cached is not None and cached.get("converged") and cached.get("residual", math.inf) <= cfg.width:
+                out.append(cached)
                 continue
+            # absent, failed or bracketed more coarsely than cfg.width: (re)run the bisection,
+            # reusing every stored solve, so a narrower width only adds the solves it needs
             known = [EscapeRun(**r) for r in tab["runs"].get(key, [])]
             res = critical_start(alpha, t_max, cfg, strict=False, progress=progress, known_runs=known,
                                  on_run=lambda r, key=key: store_run(table, key, dataclasses.asdict(r)))

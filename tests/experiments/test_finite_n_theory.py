@@ -42,3 +42,30 @@ def test_compare_on_a_synthetic_table(tmp_path):
     assert out["points"] == len(used) == sum(1 for r in out["rows"] if 5 <= r["alpha"] <= 7)
     assert math.isfinite(out["chi2"]) and 0 <= out["p_value"] <= 1
     assert "| N | alpha |" in study.markdown_rows(out, out)
+
+
+def test_table_entry_is_refined_only_when_its_bracket_is_wider_than_asked(tmp_path, monkeypatch):
+    import dataclasses
+    import types
+
+    from theory.dmft.critical import CriticalStartConfig
+    from theory.success import entry_key
+
+    path = tmp_path / "t.json"
+    cfg = CriticalStartConfig(samples=16, width=0.005)
+    key = entry_key(6.0, 2.0, cfg.samples, cfg.seed, cfg.dt_max, cfg.level, cfg.t_linear)
+    store_entry(path, key, {"alpha": 6.0, "converged": True, "residual": 0.008})
+    calls = []
+
+    def fake(alpha, t_max, config, **kw):
+        calls.append(config.width)
+        return types.SimpleNamespace(as_dict=lambda: {"alpha": alpha, "converged": True, "residual": config.width / 2},
+                                     q0_critical=0.04, lower=0.039, upper=0.041, shift=0.0, ratio=0.5, message="")
+
+    monkeypatch.setattr(study, "critical_start", fake)
+    study.compute_critical_table([6.0], 2.0, [0], path, cfg, progress=False)
+    assert calls == [0.005]                                   # 0.008 > 0.005: refined
+    study.compute_critical_table([6.0], 2.0, [0], path, cfg, progress=False)
+    assert calls == [0.005]                                   # now 0.0025 <= 0.005: cached
+    study.compute_critical_table([6.0], 2.0, [0], path, dataclasses.replace(cfg, width=0.001), progress=False)
+    assert calls == [0.005, 0.001]
