@@ -164,14 +164,16 @@ def critical_start(alpha: float, t_max: float, config: CriticalStartConfig | Non
     at_raw, at = lin_raw.at(cfg.t_linear), lin.at(cfg.t_linear)
     shift = at_raw["sample_source"] / at_raw["G"]
     runs: list[EscapeRun] = []
-    known = {round(r.q0, 12): r for r in (known_runs or [])}
+    # a stored solve is the same start when q0 agrees to 1e-7: the shift comes from the
+    # q0 = 0 solve, which a change of the solver's tolerances moves at the 1e-9 level
+    known = {round(r.q0, 7): r for r in (known_runs or [])}
 
     def run(q_eff: float) -> EscapeRun:
         q0 = q_eff - shift
         if not (0.0 <= q0 < 0.2):
             return EscapeRun(q0=q0, q_eff=q_eff, escape_time=None, q_end=math.nan, t_end=0.0, converged=False,
                              message="q0 = q_eff - shift outside [0, 0.2)")
-        key = round(q0, 12)
+        key = round(q0, 7)
         if key in known:
             r = known[key]
         else:
