@@ -282,17 +282,19 @@ def rkc_max_step(s: int, rho: np.ndarray) -> np.ndarray:
 
 
 def spectral_radius(problem: Problem, W: np.ndarray, point: LandscapePoint, loss: Loss,
-                    V0: np.ndarray | None = None, iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:
+                    V0: np.ndarray | None = None, iterations: int = 8,
+                    xt: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Largest |eigenvalue| of the tangent Hessian per replica, by batched power iteration
     on the Hessian-vector product (one HVP per iteration covers all replicas).
 
-    Returns (estimate with a 20% safety margin, last iterate for warm starts).
+    Returns (estimate with a 20% safety margin, last iterate for warm starts). ``xt``: the
+    contiguous X.T of :func:`~simulation.landscape.evaluate`.
     """
     V = V0 if V0 is not None else np.random.default_rng(0).standard_normal(W.shape).astype(W.dtype)
     lam = np.zeros(W.shape[1])
     for _ in range(iterations):
         V = V / np.linalg.norm(V, axis=0)
-        HV = hessian_vector_product(problem, W, V, loss, point)
+        HV = hessian_vector_product(problem, W, V, loss, point, xt)
         lam = np.linalg.norm(HV, axis=0)
         V = HV
     lam = np.where(np.isfinite(lam), lam, 0.0)  # a non-finite replica stops as diverged
@@ -339,6 +341,7 @@ def run_dynamics(
     progress: bool = False,
     protocol: str = "free",
     decide: Decider | None = None,
+    batching: str = "shared",
 ) -> FlowResult:
     """Run B replicas (columns of W0) of gradient flow or projected GD to their stop rule.
 
@@ -363,6 +366,16 @@ def run_dynamics(
         evaluations it spent (added to ``gradient_evaluations``). The flow's own rules
         (divergence above all) take precedence. Replicas it stopped are marked in
         ``extra["decided_early"]``. Not with the orthogonal protocol.
+    batching : {"shared", "independent"}
+        How a batch of replicas is integrated. "shared" (default, every stored run): one
+        RKC stage count per step for the batch, set by its stiffest replica (max h rho),
+        so a replica's steps depend on its batch mates. "independent": each replica its
+        own stage count, step size and power-iteration start, so that each follows (to
+        rounding) the run it would make alone; a stage's products cover only the replicas
+        still in their stages, taken on a contiguous copy of X.T (:func:`evaluate` with
+        ``xt``: one more M x N array in memory). ``gradient_evaluations`` counts the
+        batch's products (its largest stage count per step), ``extra["replica_evaluations"]``
+        each replica's own. RKC flow and free protocol only.
 
     Returns
     -------
@@ -379,6 +392,10 @@ def run_dynamics(
         On Ctrl-C, with the result so far.
     """
     check_protocol(protocol)
+    if batching not in ("shared", "independent"):
+        raise InputError(f"unknown batching {batching!r}; use 'shared' or 'independent'")
+    if batching != "shared" and (protocol != "free" or integrator.method != "flow"):
+        raise InputError("batching='independent' needs the RKC flow (method 'flow') and the free protocol")
     if decide is not None and protocol != "free":
         raise InputError("an early-decision rule (decide) needs the free protocol")
     loss = get_loss(loss)
@@ -395,7 +412,7 @@ def run_dynamics(
         dtype = problem.dtype
         W = project_sphere(W0.astype(dtype, copy=True))
         if integrator.method == "flow":
-            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide)
+            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide, batching)
         return _run_gd(problem, W, stop, integrator, loss, times, progress, decide)
 
 
@@ -489,7 +506,54 @@ def _interrupted(finals: _Finals, snapshot, result) -> RunInterrupted:
     return RunInterrupted(result())
 
 
-def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -> FlowResult:
+def rkc_stages_each(h_rho: np.ndarray, max_stages: int) -> np.ndarray:
+    """:func:`rkc_stages` per replica (the same formula, elementwise)."""
+    h_rho = np.asarray(h_rho, float)
+    return np.minimum(max_stages, np.maximum(2, 1 + np.ceil(np.sqrt(1.0 + 1.54 * h_rho)))).astype(int)
+
+
+def _rkc_step_own(problem, W, F0, hs, S, loss, xt=None):
+    """One RKC step in which replica b takes its own S[b] stages (its own coefficients).
+
+    Stage j evaluates only the replicas with S[b] >= j: the columns are ordered by stage
+    count (descending) so that these are a prefix, and each replica's arithmetic is that
+    of an s = S[b] step alone (docs/numerics.md, issue 17). Returns the unprojected
+    final stages (N, B) and the evaluations of the batch (max S) and per replica (S).
+    """
+    B = W.shape[1]
+    order = np.argsort(-S, kind="stable")
+    inverse = np.empty(B, int)
+    inverse[order] = np.arange(B)
+    S_o = S[order]
+    s_max = int(S_o[0])
+    coef = np.zeros((4, s_max + 1, B))
+    for s in np.unique(S_o):
+        cols = S_o == s
+        for k, c in enumerate(rkc_coefficients(int(s))):
+            coef[k, : s + 1, cols] = c
+    coef = coef.astype(problem.dtype)
+    mu_c, nu_c, mut_c, gat_c = coef
+    W_o, F0_o, hs_o = W[:, order], F0[:, order], hs[order]
+    final = np.empty_like(W_o)
+    Y_jm2 = W_o
+    Y_jm1 = W_o + (mut_c[1] * hs_o) * F0_o
+    k = B
+    for j in range(2, s_max + 1):
+        k_j = int(np.count_nonzero(S_o >= j))
+        if k_j < k:  # replicas k_j..k finished at stage j - 1
+            final[:, k_j:k] = Y_jm1[:, k_j:k]
+            k = k_j
+            Y_jm1, Y_jm2 = Y_jm1[:, :k], Y_jm2[:, :k]
+        c = slice(0, k)
+        F_jm1 = -evaluate(problem, Y_jm1, loss, xt).rgrad
+        Y_j = ((1 - mu_c[j, c] - nu_c[j, c]) * W_o[:, c] + mu_c[j, c] * Y_jm1 + nu_c[j, c] * Y_jm2
+               + hs_o[c] * (mut_c[j, c] * F_jm1 + gat_c[j, c] * F0_o[:, c]))
+        Y_jm2, Y_jm1 = Y_jm1, Y_j
+    final[:, :k] = Y_jm1
+    return final[:, inverse], s_max
+
+
+def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, batching="shared") -> FlowResult:
     t_start = time.perf_counter()
     B = W.shape[1]
     rtol, atol = integrator.tolerances(problem.dtype)
@@ -497,16 +561,23 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
     rec, finals = _Recorder(times, B), _Finals(W)
     bar = _progress_bar(progress, B, "flow")
 
+    own = batching == "independent"
+    xt = np.ascontiguousarray(problem.X.T) if own else None
     idx = np.arange(B)  # replicas still running; W, F, t, h below are restricted to them
     t = np.zeros(B)
-    point = evaluate(problem, W, loss)
+    point = evaluate(problem, W, loss, xt)
     e0 = point.energy  # start energies of all B replicas (the growth rule)
     q = teacher_overlap(problem, W)
     n_eval, steps, rejected = 1, 0, 0
     rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=True)
-    rho, V_power = spectral_radius(problem, W, point, loss)
+    if own:  # every replica starts as it would alone: same power-iteration start, own step
+        V0 = np.random.default_rng(0).standard_normal((W.shape[0], 1)).astype(W.dtype)
+        rho, V_power = spectral_radius(problem, W, point, loss, np.repeat(V0, B, axis=1), xt=xt)
+        h = np.minimum(1e-3, 1.0 / rho)
+    else:
+        rho, V_power = spectral_radius(problem, W, point, loss)
+        h = np.full(B, min(1e-3, 1.0 / rho.max()))
     n_eval += 8
-    h = np.full(B, min(1e-3, 1.0 / rho.max()))
     failures = np.zeros(B, dtype=int)  # consecutive steps whose trial state was not finite
     since_rho = 0
     step_log = []  # (earliest active time, median step, stages, active replicas) per step
@@ -541,7 +612,7 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
                 if not idx.size:
                     break
             if since_rho >= 25:
-                rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4)
+                rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4, xt=xt)
                 n_eval += 4
                 own_evals[idx] += 4
                 since_rho = 0
@@ -549,23 +620,29 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
             # step, truncated to land on the next recording time and on t_max
             t_target = np.minimum(rec.next_time(idx), stop.t_max)
             h_step = np.minimum(h, t_target - t)
-            s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
-            h_step = np.minimum(h_step, rkc_max_step(s, rho))
-            # stages in the problem's precision (float64 coefficients would upcast float32)
-            mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
-            hs = h_step.astype(problem.dtype)
             F0 = -point.rgrad
-            Y_jm2 = W
-            Y_jm1 = W + (mut_c[1] * hs) * F0
-            for j in range(2, s + 1):
-                F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
-                Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
-                       + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
-                Y_jm2, Y_jm1 = Y_jm1, Y_j
-            W_new = project_sphere(Y_jm1)
-            new_point = evaluate(problem, W_new, loss)
+            if own:  # each replica its own stage count (a stiff one no longer sets everyone's)
+                S = rkc_stages_each(h_step * rho, integrator.max_stages)
+                h_step = np.minimum(h_step, rkc_max_step(S, rho))
+                Y_final, s = _rkc_step_own(problem, W, F0, h_step.astype(problem.dtype), S, loss, xt)
+                W_new = project_sphere(Y_final)
+            else:
+                S = s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
+                h_step = np.minimum(h_step, rkc_max_step(s, rho))
+                # stages in the problem's precision (float64 coefficients would upcast float32)
+                mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
+                hs = h_step.astype(problem.dtype)
+                Y_jm2 = W
+                Y_jm1 = W + (mut_c[1] * hs) * F0
+                for j in range(2, s + 1):
+                    F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
+                    Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
+                           + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
+                    Y_jm2, Y_jm1 = Y_jm1, Y_j
+                W_new = project_sphere(Y_jm1)
+            new_point = evaluate(problem, W_new, loss, xt)
             n_eval += s
-            own_evals[idx] += s
+            own_evals[idx] += S
             steps += 1
             since_rho += 1
             step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
