@@ -13,6 +13,7 @@ Subcommands (science in ``experiments.finite_n``, machinery in ``simulation.deci
   stop rules) against the new one (batched starts, ``--batching``, + early rules), in the
   same run, or against today's runner measured by ``today`` (``--today-from``);
 - ``today``: today's runner alone on a few starts (its cost per start);
+- ``alone``: each start of an independent batch against the same start run alone;
 - ``point``: one point of the protocol as independent batches, resumable (N = 8192:
   ``results/finite_n_8192``).
 
@@ -96,11 +97,12 @@ def bench(args) -> int:
         t_rec = _today(n, alpha, args.today_starts)
         today = {"status": np.array(t_rec["status"]), "evaluations": np.array(t_rec["evaluations"])}
         t_today, cpu_today = t_rec["wall"], t_rec["cpu_per_start"] * t_rec["starts"]
-    tag = ("bench" if early is not None else "bench_batched") + ("_indep" if args.batching == "independent" else "")
+    tag = (("bench" if early is not None else "bench_batched") + ("_indep" if args.batching == "independent" else "")
+           + (f"_{args.clusters}x{args.per_cluster}w{args.width}" if args.width else ""))
     load0 = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
     new = study.run_batched(args.out, n, alpha, args.clusters, args.per_cluster, early=early, tag=tag,
-                            batching=args.batching)
+                            batching=args.batching, width=args.width)
     t_new, cpu_new = time.perf_counter() - t0, time.process_time() - c0
     k = int(np.sum(today["status"] == "success"))
     m = int(today["status"].size)
@@ -116,20 +118,29 @@ def bench(args) -> int:
                           same_status_as_today=int(np.sum(st[:m] == today["status"])))
     res = dict(n=n, alpha=alpha, today=dict(t_rec, measured_in=args.today_from or "this process"),
                new=dict(new, wall_measured=t_new, wall_per_start=t_new / new["starts"],
-                        cpu_per_start=cpu_new / new["starts"], batching=args.batching,
+                        cpu_per_start=cpu_new / new["starts"], batching=args.batching, width=args.width,
+                        cpu_per_evaluation=cpu_new / (new["starts"] * new["evaluations_per_start"]),
                         loadavg_before=list(load0), loadavg_after=list(os.getloadavg()),
                         rules=None if early is None else vars(early), per_cluster=args.per_cluster),
                stored=stored, speedup_per_start=(t_today / m) / (t_new / new["starts"]),
                cpu_speedup_per_start=(cpu_today / m) / (cpu_new / new["starts"]),
+               # each start of an independent batch takes the evaluations it takes alone, so on
+               # the same starts the ratio per decided start is the ratio per evaluation
+               cpu_speedup_per_evaluation=(cpu_today / float(np.sum(today["evaluations"])))
+               / (cpu_new / (new["starts"] * new["evaluations_per_start"])),
+               wall_speedup_per_evaluation=(t_today / float(np.sum(today["evaluations"])))
+               / (t_new / (new["starts"] * new["evaluations_per_start"])),
                evaluation_ratio=float(np.mean(today["evaluations"])) / new["evaluations_per_start"],
                provenance=provenance(n=n, alpha=alpha, today_starts=m, clusters=args.clusters,
-                                     per_cluster=args.per_cluster, batching=args.batching,
+                                     per_cluster=args.per_cluster, batching=args.batching, width=args.width,
                                      today_from=args.today_from))
     atomic_write_text(Path(args.out) / f"{tag}_n{n}_a{alpha:g}.json", json.dumps(json_ready(res), indent=1))
     print(f"N={n} alpha={alpha:g} ({args.batching}): today {t_today / m:.1f} s and {res['today']['evaluations_per_start']:.0f} "
           f"evaluations per start, P = {k}/{m}; new {t_new / new['starts']:.1f} s and "
           f"{new['evaluations_per_start']:.0f} per start, P = {new['p']:.3f} +- {new['se']:.3f}; "
-          f"speed-up {res['speedup_per_start']:.1f}x (wall), {res['cpu_speedup_per_start']:.1f}x (CPU time)", flush=True)
+          f"speed-up per start {res['speedup_per_start']:.1f}x (wall), {res['cpu_speedup_per_start']:.1f}x (CPU); "
+          f"per evaluation {res['wall_speedup_per_evaluation']:.1f}x (wall), {res['cpu_speedup_per_evaluation']:.1f}x (CPU)",
+          flush=True)
     return 0
 
 
@@ -159,6 +170,52 @@ def point(args) -> int:
     return 0
 
 
+def alone(args) -> int:
+    """Each start of an independent batch against the same start run alone on the same data
+    (today's single-start flow), under the study's protocol in float32: statuses, |q|,
+    evaluations and stop times per start."""
+    import time
+
+    import numpy as np
+
+    from simulation.batched import run_cluster
+    from simulation.data import make_problem, random_starts
+    from simulation.flow import run_dynamics
+    from theory.io import atomic_write_text, json_ready, provenance
+
+    stop, integ = study.protocol_rules()
+    rows = []
+    for c, seed in enumerate(study.cluster_seeds(args.n, args.alpha, args.clusters, args.first_cluster)):
+        t0 = time.perf_counter()
+        summary, _ = run_cluster(args.n, args.alpha, seed, args.per_cluster, stop, integ, study.DTYPE,
+                                 times=np.array([0.0]), batching="independent")
+        t_batch = time.perf_counter() - t0
+        problem = make_problem(args.n, args.alpha, seed, study.DTYPE)
+        W0 = random_starts(args.n, args.per_cluster, seed, study.DTYPE)
+        t0 = time.perf_counter()
+        single = [run_dynamics(problem, W0[:, b:b + 1], stop, integ, times=np.array([0.0]))
+                  for b in range(args.per_cluster)]
+        t_alone = time.perf_counter() - t0
+        rows.append(dict(seed=seed, batch_status=summary.status.tolist(), alone_status=[str(r.status[0]) for r in single],
+                         batch_q=np.abs(summary.q).tolist(), alone_q=[abs(float(r.q[0])) for r in single],
+                         batch_evaluations=summary.replica_evaluations.tolist(),
+                         alone_evaluations=[int(r.gradient_evaluations) for r in single],
+                         batch_stop_time=summary.stop_time.tolist(), alone_stop_time=[float(r.stop_time[0]) for r in single],
+                         batch_wall=t_batch, alone_wall=t_alone))
+    bs = np.concatenate([r["batch_status"] for r in rows])
+    al = np.concatenate([r["alone_status"] for r in rows])
+    res = dict(n=args.n, alpha=args.alpha, starts=int(bs.size), same_status=int(np.sum(bs == al)),
+               same_success=int(np.sum((bs == "success") == (al == "success"))),
+               batch_successes=int(np.sum(bs == "success")), alone_successes=int(np.sum(al == "success")),
+               clusters=rows, provenance=provenance(n=args.n, alpha=args.alpha, clusters=args.clusters,
+                                                    per_cluster=args.per_cluster, first_cluster=args.first_cluster))
+    atomic_write_text(Path(args.out) / f"alone_n{args.n}_a{args.alpha:g}.json", json.dumps(json_ready(res), indent=1))
+    print(f"N={args.n} alpha={args.alpha:g}: {res['same_status']}/{res['starts']} same status, "
+          f"{res['same_success']}/{res['starts']} same success; successes batch {res['batch_successes']}, "
+          f"alone {res['alone_successes']}", flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -184,6 +241,8 @@ def main(argv=None) -> int:
     b.add_argument("--stored", default="results/finite_n_t100")
     b.add_argument("--batching", choices=("independent", "shared"), default="independent",
                    help="the new runner's batching (shared: the first round's, one stage count per step)")
+    b.add_argument("--width", type=int, default=None,
+                   help="independent batching: at most this many starts at once, the others refill")
     b.add_argument("--today-from", default=None,
                    help="JSON of `today` (today's runner measured in another process) instead of running it")
     t = sub.add_parser("today", help="today's runner alone (its per-start cost), for bench --today-from")
@@ -198,6 +257,13 @@ def main(argv=None) -> int:
     p.add_argument("--per-cluster", type=int, default=16)
     p.add_argument("--first-cluster", type=int, default=0, help="index of the first cluster seed")
     p.add_argument("--out", default="results/finite_n_8192")
+    a = sub.add_parser("alone", help="independent batch against each start alone on the same data (float32)")
+    a.add_argument("--n", type=int, default=512)
+    a.add_argument("--alpha", type=float, default=6.0)
+    a.add_argument("--clusters", type=int, default=2)
+    a.add_argument("--per-cluster", type=int, default=16)
+    a.add_argument("--first-cluster", type=int, default=0)
+    a.add_argument("--out", default="results/bench_finite_n")
     v = sub.add_parser("validate", help="choose the early rules on half the logged starts, check on the rest")
     v.add_argument("--runs", default="results/early_stop/validation.npz")
     v.add_argument("--out", default="results/early_stop/rules.json")
@@ -226,6 +292,8 @@ def main(argv=None) -> int:
         return today(args)
     if args.command == "point":
         return point(args)
+    if args.command == "alone":
+        return alone(args)
     if args.command == "compare":
         rows = []
         for token in args.points:

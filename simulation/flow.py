@@ -342,6 +342,7 @@ def run_dynamics(
     protocol: str = "free",
     decide: Decider | None = None,
     batching: str = "shared",
+    width: int | None = None,
 ) -> FlowResult:
     """Run B replicas (columns of W0) of gradient flow or projected GD to their stop rule.
 
@@ -376,6 +377,11 @@ def run_dynamics(
         ``xt``: one more M x N array in memory). ``gradient_evaluations`` counts the
         batch's products (its largest stage count per step), ``extra["replica_evaluations"]``
         each replica's own. RKC flow and free protocol only.
+    width : int, optional
+        Independent batching only: at most ``width`` replicas run at once; the others wait
+        and enter (in column order, in groups of at least width/4) as running ones stop,
+        so the products stay wide until the last starts (each replica's steps do not
+        depend on when it entered). Default: all B at once.
 
     Returns
     -------
@@ -396,6 +402,8 @@ def run_dynamics(
         raise InputError(f"unknown batching {batching!r}; use 'shared' or 'independent'")
     if batching != "shared" and (protocol != "free" or integrator.method != "flow"):
         raise InputError("batching='independent' needs the RKC flow (method 'flow') and the free protocol")
+    if width is not None and (batching != "independent" or not (isinstance(width, (int, np.integer)) and width >= 1)):
+        raise InputError(f"width needs batching='independent' and an integer >= 1, got {width!r}")
     if decide is not None and protocol != "free":
         raise InputError("an early-decision rule (decide) needs the free protocol")
     loss = get_loss(loss)
@@ -412,7 +420,7 @@ def run_dynamics(
         dtype = problem.dtype
         W = project_sphere(W0.astype(dtype, copy=True))
         if integrator.method == "flow":
-            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide, batching)
+            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide, batching, width)
         return _run_gd(problem, W, stop, integrator, loss, times, progress, decide)
 
 
@@ -553,7 +561,8 @@ def _rkc_step_own(problem, W, F0, hs, S, loss, xt=None):
     return final[:, inverse], s_max
 
 
-def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, batching="shared") -> FlowResult:
+def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, batching="shared",
+             width=None) -> FlowResult:
     t_start = time.perf_counter()
     B = W.shape[1]
     rtol, atol = integrator.tolerances(problem.dtype)
@@ -563,22 +572,28 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
 
     own = batching == "independent"
     xt = np.ascontiguousarray(problem.X.T) if own else None
-    idx = np.arange(B)  # replicas still running; W, F, t, h below are restricted to them
-    t = np.zeros(B)
+    width = B if width is None else min(int(width), B)
+    W_all, queue = W, np.arange(width, B)  # queue: starts not yet admitted (independent batching)
+    admit_min = max(1, width // 4)  # admitted in groups of at least this many (fewer, wider products)
+    idx = np.arange(width)  # replicas still running; W, F, t, h below are restricted to them
+    W = W_all[:, idx]
+    t = np.zeros(width)
     point = evaluate(problem, W, loss, xt)
-    e0 = point.energy  # start energies of all B replicas (the growth rule)
+    e0 = np.full(B, np.nan)  # start energies of all B replicas (the growth rule)
+    e0[idx] = point.energy
     q = teacher_overlap(problem, W)
     n_eval, steps, rejected = 1, 0, 0
     rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=True)
     if own:  # every replica starts as it would alone: same power-iteration start, own step
         V0 = np.random.default_rng(0).standard_normal((W.shape[0], 1)).astype(W.dtype)
-        rho, V_power = spectral_radius(problem, W, point, loss, np.repeat(V0, B, axis=1), xt=xt)
+        rho, V_power = spectral_radius(problem, W, point, loss, np.repeat(V0, width, axis=1), xt=xt)
         h = np.minimum(1e-3, 1.0 / rho)
+        since_own = np.zeros(width, int)  # steps since each replica's last spectral radius
     else:
         rho, V_power = spectral_radius(problem, W, point, loss)
         h = np.full(B, min(1e-3, 1.0 / rho.max()))
     n_eval += 8
-    failures = np.zeros(B, dtype=int)  # consecutive steps whose trial state was not finite
+    failures = np.zeros(width, dtype=int)  # consecutive steps whose trial state was not finite
     since_rho = 0
     step_log = []  # (earliest active time, median step, stages, active replicas) per step
     early = np.zeros(B, bool)
@@ -591,7 +606,24 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
 
     snapshot = (idx, W, t, point, q)
     try:
-        while idx.size:
+        while idx.size or queue.size:
+            if queue.size and (not idx.size or width - idx.size >= admit_min):
+                # refill: new starts enter as they would start alone (own evaluation, power
+                # iteration, step size), then run with the others
+                new, queue = queue[:width - idx.size], queue[width - idx.size:]
+                Wn = W_all[:, new]
+                pn = evaluate(problem, Wn, loss, xt)
+                e0[new] = pn.energy
+                qn = teacher_overlap(problem, Wn)
+                rec.record(new, np.zeros(new.size), pn.energy, qn, pn.mu, pn.grad_norm, exact=True)
+                rho_n, V_n = spectral_radius(problem, Wn, pn, loss, np.repeat(V0, new.size, axis=1), xt=xt)
+                n_eval += 9
+                idx, W, t = np.concatenate([idx, new]), np.hstack([W, Wn]), np.concatenate([t, np.zeros(new.size)])
+                h = np.concatenate([h, np.minimum(1e-3, 1.0 / rho_n)])
+                q, rho, V_power = np.concatenate([q, qn]), np.concatenate([rho, rho_n]), np.hstack([V_power, V_n])
+                failures = np.concatenate([failures, np.zeros(new.size, int)])
+                since_own = np.concatenate([since_own, np.zeros(new.size, int)])
+                point = _concat(point, pn)
             snapshot = (idx, W, t, point, q)
             stuck = ((failures >= NONFINITE_RETRIES) | ~(t + h > t)  # the step underflowed or is NaN
                      | (stop.t_max - t > MAX_STEPS * rkc_max_step(integrator.max_stages, rho)))
@@ -606,12 +638,26 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
                 keep = ~done
                 idx, W, t, h, q, rho, V_power = idx[keep], W[:, keep], t[keep], h[keep], q[keep], rho[keep], V_power[:, keep]
                 failures = failures[keep]
+                if own:
+                    since_own = since_own[keep]
                 point = _subset(point, keep)
                 if bar is not None:
                     bar.update(int(done.sum()))
                 if not idx.size:
-                    break
-            if since_rho >= 25:
+                    continue  # ends, or admits the next starts
+            if own:  # each replica re-estimates after 25 of its own steps, as alone
+                due = since_own >= 25
+                if due.all():
+                    rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4, xt=xt)
+                elif due.any():
+                    rho, V_power = rho.copy(), V_power.copy()
+                    rho[due], V_power[:, due] = spectral_radius(problem, W[:, due], _subset(point, due), loss,
+                                                                V_power[:, due], iterations=4, xt=xt)
+                if due.any():
+                    n_eval += 4
+                    own_evals[idx[due]] += 4
+                    since_own[due] = 0
+            elif since_rho >= 25:
                 rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4, xt=xt)
                 n_eval += 4
                 own_evals[idx] += 4
@@ -645,6 +691,8 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
             own_evals[idx] += S
             steps += 1
             since_rho += 1
+            if own:
+                since_own += 1
             step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
 
             est = 0.8 * (W - W_new) + 0.4 * h_step * (F0 - new_point.rgrad)
@@ -667,11 +715,17 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
                 a = np.flatnonzero(accept)
                 rec.record(idx[a], t[a], point.energy[a], q[a], point.mu[a], point.grad_norm[a], exact=True)
     except KeyboardInterrupt:
+        finals.status[queue] = STATUS_INTERRUPTED  # never admitted: stop_time NaN
         raise _interrupted(finals, snapshot, result) from None
     finally:
         if bar is not None:
             bar.close()
     return result()
+
+
+def _concat(a: LandscapePoint, b: LandscapePoint) -> LandscapePoint:
+    return LandscapePoint(np.hstack([a.yhat, b.yhat]), np.concatenate([a.energy, b.energy]),
+                          np.hstack([a.grad, b.grad]), np.concatenate([a.mu, b.mu]), np.hstack([a.rgrad, b.rgrad]))
 
 
 def _subset(point: LandscapePoint, mask) -> LandscapePoint:

@@ -110,3 +110,33 @@ def test_run_point_records_batching_and_refuses_the_other(tmp_path):
     io.write_netcdf(legacy, old)
     again = run_point(old, 32, 5.0, [11], 2, STOP, INTEG)
     assert np.array_equal(again["final_overlap"].values, ds["final_overlap"].values)
+
+
+def test_refilled_batch_follows_each_start_alone():
+    # width 3 of 8 starts: the others enter as starts stop; each still makes its alone steps
+    from simulation.data import make_problem, random_starts
+    from simulation.flow import run_dynamics
+
+    problem = make_problem(96, 5.0, 3, "float64")
+    W0 = random_starts(96, 8, 3, "float64")
+    refill = run_dynamics(problem, W0, STOP, INTEG, times=np.array([0.0]), batching="independent", width=3)
+    full = run_dynamics(problem, W0, STOP, INTEG, times=np.array([0.0]), batching="independent")
+    for b in range(8):
+        r = run_dynamics(problem, W0[:, b:b + 1], STOP, INTEG, times=np.array([0.0]))
+        assert refill.status[b] == r.status[0]
+        assert refill.extra["replica_evaluations"][b] == r.gradient_evaluations
+        assert abs(refill.stop_time[b] - r.stop_time[0]) <= 1e-9 * max(1.0, r.stop_time[0])
+    # never more than 3 columns at once: more products than the unrefilled batch
+    assert refill.extra["step_log"][:, 3].max() == 3
+    assert refill.gradient_evaluations > full.gradient_evaluations
+
+
+def test_width_needs_independent_batching():
+    from simulation.data import make_problem, random_starts
+    from simulation.flow import run_dynamics
+
+    problem = make_problem(20, 3.0, 1, "float64")
+    W0 = random_starts(20, 2, 1, "float64")
+    for kwargs in (dict(width=1), dict(batching="independent", width=0)):
+        with pytest.raises(InputError, match="width"):
+            run_dynamics(problem, W0, STOP, INTEG, **kwargs)
