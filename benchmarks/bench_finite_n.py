@@ -144,22 +144,57 @@ def bench(args) -> int:
     return 0
 
 
+def _predictions(n: int, alpha: float, res: dict, files) -> list[dict]:
+    """The committed finite-N predictions of (n, alpha) (read, never written) beside the
+    measured P: the prediction's band and the measured P's distance in its errors."""
+    import numpy as np
+
+    out = []
+    for f in files:
+        path = Path(f)
+        if not path.exists():
+            continue
+        d = json.loads(path.read_text())
+        for variant in ("with_source", "start_only"):
+            for row in d.get(variant, {}).get("prediction", []):
+                if int(row["n"]) == n and float(row["alpha"]) == alpha:
+                    se = res["se"] if np.isfinite(res["se"]) else res["se_binomial"]
+                    out.append(dict(file=str(path), variant=variant, p=row["success_probability"],
+                                    low=row["low"], high=row["high"], measured=res["p"],
+                                    measured_se=se, z=(res["p"] - row["success_probability"]) / se if se > 0 else None))
+    return out
+
+
 def point(args) -> int:
     """One (N, alpha) point of the study's protocol as batches (independent batching, no
     early rules), resumable (netCDF after every cluster), and its summary JSON."""
     import os
     import time
 
+    import numpy as np
+
     from theory.io import atomic_write_text, json_ready, provenance
 
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    res = study.run_batched(args.out, args.n, args.alpha, args.clusters, args.per_cluster, tag="batched",
-                            batching="independent", first=args.first_cluster)
+    if args.no_run:  # the clusters stored so far
+        from simulation.batched import point_success, read_point
+
+        ds = read_point(study.batched_path(args.out, args.n, args.alpha))
+        res = point_success(ds)
+        done = ~np.any(np.asarray(ds["status"].values).astype(str) == "pending", axis=1)
+        res.update(n=args.n, alpha=args.alpha, wall=float(np.nansum(ds["wall_seconds"].values)),
+                   evaluations_per_start=float(np.nanmean(ds["replica_evaluations"].values[done])),
+                   batch_evaluations=int(np.sum(ds["evaluations"].values)),
+                   clusters_pending=int((~done).sum()))
+    else:
+        res = study.run_batched(args.out, args.n, args.alpha, args.clusters, args.per_cluster, tag="batched",
+                                batching="independent", first=args.first_cluster)
+    res["predictions"] = _predictions(args.n, args.alpha, res, args.predictions)
     res.update(wall_this_call=time.perf_counter() - t0, loadavg_before=list(load0), loadavg_after=list(os.getloadavg()),
                wall_per_start=res["wall"] / max(res["starts"], 1),
                provenance=provenance(n=args.n, alpha=args.alpha, clusters=args.clusters, per_cluster=args.per_cluster,
-                                     first_cluster=args.first_cluster, batching="independent",
+                                     first_cluster=args.first_cluster, batching="independent", no_run=args.no_run,
                                      file=str(study.batched_path(args.out, args.n, args.alpha)),
                                      protocol=dict(t_max=study.T_MAX, success_overlap=study.SUCCESS_OVERLAP,
                                                    rtol=study.RTOL, atol=study.ATOL, dtype=study.DTYPE)))
@@ -257,6 +292,9 @@ def main(argv=None) -> int:
     p.add_argument("--per-cluster", type=int, default=16)
     p.add_argument("--first-cluster", type=int, default=0, help="index of the first cluster seed")
     p.add_argument("--out", default="results/finite_n_8192")
+    p.add_argument("--no-run", action="store_true", help="summarise the clusters stored so far, run nothing")
+    p.add_argument("--predictions", nargs="*", default=["results/finite_n_theory/prediction_T2_seed0.json",
+                                                        "results/finite_n_theory/prediction_T2_S8000.json"])
     a = sub.add_parser("alone", help="independent batch against each start alone on the same data (float32)")
     a.add_argument("--n", type=int, default=512)
     a.add_argument("--alpha", type=float, default=6.0)
