@@ -516,15 +516,20 @@ def batched_path(folder: str | os.PathLike, n: int, alpha: float, tag: str = "ba
 
 
 def run_batched(folder: str | os.PathLike, n: int, alpha: float, clusters: int, per_cluster: int,
-                early: EarlyRules | None = None, tag: str = "batched", progress: bool = True) -> dict:
+                early: EarlyRules | None = None, tag: str = "batched", progress: bool = True,
+                batching: str = "independent", first: int = 0, width: int | None = None) -> dict:
     """The study's protocol on ``clusters`` data sets of ``per_cluster`` starts each, run as
-    batches (:func:`simulation.batched.run_point`, seeds :func:`cluster_seeds`), optionally
-    with early rules; returns :func:`simulation.batched.point_success` plus cost."""
+    batches (:func:`simulation.batched.run_point`, seeds :func:`cluster_seeds` from cluster
+    ``first``), optionally with early rules; returns :func:`simulation.batched.point_success`
+    plus cost. ``batching``: "independent" (each start its own stage counts, the default
+    since issue 17's second round) or "shared" (the files stored before it); ``width``: at
+    most that many starts of a data set run at once, the others refill (independent only)."""
     from simulation.batched import point_success, run_point
 
     stop, integ = protocol_rules()
-    ds = run_point(batched_path(folder, n, alpha, tag), n, alpha, cluster_seeds(n, alpha, clusters), per_cluster,
-                   stop, integ, DTYPE, early=early, progress=progress)
+    ds = run_point(batched_path(folder, n, alpha, tag), n, alpha, cluster_seeds(n, alpha, clusters, first),
+                   per_cluster, stop, integ, DTYPE, early=early, progress=progress, batching=batching,
+                   width=width)
     res = point_success(ds)
     res.update(n=int(n), alpha=float(alpha), wall=float(np.nansum(ds["wall_seconds"].values)),
                evaluations_per_start=float(np.nanmean(ds["replica_evaluations"].values)),

@@ -72,11 +72,16 @@ class ClusterResult:
 
 def run_cluster(n: int, alpha: float, seed: int, starts: int, stop: StopRules, integrator: Integrator,
                 dtype: str = "float32", loss: str | None = None, times: np.ndarray | None = None,
-                early: EarlyRules | None = None, decide: Decider | None = None) -> tuple[ClusterResult, FlowResult]:
+                early: EarlyRules | None = None, decide: Decider | None = None,
+                batching: str = "shared", width: int | None = None) -> tuple[ClusterResult, FlowResult]:
     """Draw the data of ``seed`` and ``starts`` starts, run them as one batch.
 
     ``early``: the early-decision rules (:class:`~simulation.decide.EarlyRules`); ``decide``: any
     other hook of ``run_dynamics`` (e.g. a :class:`~simulation.decide.TrajectoryLog`), not both.
+    ``batching``: "shared" (one stage count per step, the stored runs up to issue 17's
+    second round) or "independent" (each start its own stage counts: it follows, to
+    rounding, its run alone; :func:`simulation.flow.run_dynamics`); ``width``: with it, at
+    most that many starts run at once, the others entering as starts stop (refill).
     Returns the summary and the flow's full result.
     """
     check_size(n, alpha)
@@ -86,7 +91,8 @@ def run_cluster(n: int, alpha: float, seed: int, starts: int, stop: StopRules, i
     problem = make_problem(n, alpha, seed, dtype)
     W0 = random_starts(n, starts, seed, dtype)
     hook = EarlyDecider(early) if early is not None and early.active else decide
-    res = run_dynamics(problem, W0, stop, integrator, loss, times=times, decide=hook)
+    res = run_dynamics(problem, W0, stop, integrator, loss, times=times, decide=hook, batching=batching,
+                       width=width)
     summary = ClusterResult(seed=int(seed), status=res.status.astype(str), q=res.q, stop_time=res.stop_time,
                             energy=res.energy, grad_norm=res.grad_norm,
                             decided_early=np.asarray(res.extra.get("decided_early", np.zeros(starts, bool))),
@@ -115,18 +121,29 @@ def _empty(seeds, starts, attrs) -> xr.Dataset:
 
 def run_point(out: str | os.PathLike, n: int, alpha: float, seeds: ArrayLike, starts: int, stop: StopRules,
               integrator: Integrator, dtype: str = "float32", loss: str | None = None,
-              early: EarlyRules | None = None, progress: bool = False) -> xr.Dataset:
+              early: EarlyRules | None = None, progress: bool = False, batching: str = "shared",
+              width: int | None = None) -> xr.Dataset:
     """Run (or resume) the clusters ``seeds`` (one data set each, ``starts`` starts) of one
     (N, alpha) point into the netCDF file ``out``; recording only t = 0 (steps never
-    shortened, as the finite-N study). Returns the dataset. A file made with other
-    parameters is refused (InputError).
+    shortened, as the finite-N study). ``batching``: of :func:`run_cluster` (attribute
+    ``batching``; files without it were made with "shared") and ``width`` (attribute
+    ``width``, "all" when None). Returns the dataset. A file
+    made with other parameters is refused (InputError).
     """
     import sys
 
     seeds = [int(s) for s in np.asarray(seeds).ravel()]
     out = io.output_path(out, "point file")
-    check_memory(n, alpha, starts, dtype)
-    attrs = {"format": BATCH_FORMAT, "n": int(n), "alpha": float(alpha), "starts_per_cluster": int(starts),
+    need = check_memory(n, alpha, starts, dtype)
+    if batching == "independent":  # the contiguous copy of X.T
+        from .data import available_memory
+
+        extra = np.dtype(dtype).itemsize * int(round(alpha * n)) * n
+        have = available_memory()
+        if have is not None and need + extra > have:
+            raise InputError(f"N={n}, alpha={alpha:g}: the independent batch needs about {(need + extra) / 1e9:.3g} GB "
+                             f"of memory, only {have / 1e9:.3g} GB available")
+    attrs = {"format": BATCH_FORMAT, "batching": str(batching), "width": "all" if width is None else int(width), "n": int(n), "alpha": float(alpha), "starts_per_cluster": int(starts),
              "dtype": str(dtype), "loss": str(loss or "quartic"), "time_grid": "none",
              **{f"stop_{k}": ("default" if v is None else v) for k, v in asdict(stop).items()},
              **{f"integrator_{k}": ("default" if v is None else v) for k, v in asdict(integrator).items()},
@@ -135,7 +152,7 @@ def run_point(out: str | os.PathLike, n: int, alpha: float, seeds: ArrayLike, st
     if Path(out).exists():
         ds = io.load_netcdf(out)
         for k, v in attrs.items():
-            if str(ds.attrs.get(k)) != str(v):
+            if str(ds.attrs.get(k, {"batching": "shared", "width": "all"}.get(k))) != str(v):
                 raise InputError(f"{out} holds another point or protocol ({k}: {ds.attrs.get(k)!r} != {v!r})")
         if [int(s) for s in ds["cluster_seed"].values] != seeds:
             raise InputError(f"{out} holds other cluster seeds")
@@ -145,7 +162,8 @@ def run_point(out: str | os.PathLike, n: int, alpha: float, seeds: ArrayLike, st
     for c, seed in enumerate(seeds):
         if not np.all(ds["status"].values[c] == "pending"):
             continue
-        summary, _ = run_cluster(n, alpha, seed, starts, stop, integrator, dtype, loss, np.array([0.0]), early)
+        summary, _ = run_cluster(n, alpha, seed, starts, stop, integrator, dtype, loss, np.array([0.0]), early,
+                                 batching=batching, width=width)
         ds["status"].values[c] = summary.status.astype(object)
         for name, v in (("final_overlap", summary.q), ("stop_time", summary.stop_time),
                         ("final_energy", summary.energy), ("final_grad_norm", summary.grad_norm),

@@ -282,17 +282,19 @@ def rkc_max_step(s: int, rho: np.ndarray) -> np.ndarray:
 
 
 def spectral_radius(problem: Problem, W: np.ndarray, point: LandscapePoint, loss: Loss,
-                    V0: np.ndarray | None = None, iterations: int = 8) -> tuple[np.ndarray, np.ndarray]:
+                    V0: np.ndarray | None = None, iterations: int = 8,
+                    xt: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Largest |eigenvalue| of the tangent Hessian per replica, by batched power iteration
     on the Hessian-vector product (one HVP per iteration covers all replicas).
 
-    Returns (estimate with a 20% safety margin, last iterate for warm starts).
+    Returns (estimate with a 20% safety margin, last iterate for warm starts). ``xt``: the
+    contiguous X.T of :func:`~simulation.landscape.evaluate`.
     """
     V = V0 if V0 is not None else np.random.default_rng(0).standard_normal(W.shape).astype(W.dtype)
     lam = np.zeros(W.shape[1])
     for _ in range(iterations):
         V = V / np.linalg.norm(V, axis=0)
-        HV = hessian_vector_product(problem, W, V, loss, point)
+        HV = hessian_vector_product(problem, W, V, loss, point, xt)
         lam = np.linalg.norm(HV, axis=0)
         V = HV
     lam = np.where(np.isfinite(lam), lam, 0.0)  # a non-finite replica stops as diverged
@@ -339,6 +341,8 @@ def run_dynamics(
     progress: bool = False,
     protocol: str = "free",
     decide: Decider | None = None,
+    batching: str = "shared",
+    width: int | None = None,
 ) -> FlowResult:
     """Run B replicas (columns of W0) of gradient flow or projected GD to their stop rule.
 
@@ -363,6 +367,21 @@ def run_dynamics(
         evaluations it spent (added to ``gradient_evaluations``). The flow's own rules
         (divergence above all) take precedence. Replicas it stopped are marked in
         ``extra["decided_early"]``. Not with the orthogonal protocol.
+    batching : {"shared", "independent"}
+        How a batch of replicas is integrated. "shared" (default, every stored run): one
+        RKC stage count per step for the batch, set by its stiffest replica (max h rho),
+        so a replica's steps depend on its batch mates. "independent": each replica its
+        own stage count, step size and power-iteration start, so that each follows (to
+        rounding) the run it would make alone; a stage's products cover only the replicas
+        still in their stages, taken on a contiguous copy of X.T (:func:`evaluate` with
+        ``xt``: one more M x N array in memory). ``gradient_evaluations`` counts the
+        batch's products (its largest stage count per step), ``extra["replica_evaluations"]``
+        each replica's own. RKC flow and free protocol only.
+    width : int, optional
+        Independent batching only: at most ``width`` replicas run at once; the others wait
+        and enter (in column order, in groups of at least width/4) as running ones stop,
+        so the products stay wide until the last starts (each replica's steps do not
+        depend on when it entered). Default: all B at once.
 
     Returns
     -------
@@ -379,6 +398,12 @@ def run_dynamics(
         On Ctrl-C, with the result so far.
     """
     check_protocol(protocol)
+    if batching not in ("shared", "independent"):
+        raise InputError(f"unknown batching {batching!r}; use 'shared' or 'independent'")
+    if batching != "shared" and (protocol != "free" or integrator.method != "flow"):
+        raise InputError("batching='independent' needs the RKC flow (method 'flow') and the free protocol")
+    if width is not None and (batching != "independent" or not (isinstance(width, (int, np.integer)) and width >= 1)):
+        raise InputError(f"width needs batching='independent' and an integer >= 1, got {width!r}")
     if decide is not None and protocol != "free":
         raise InputError("an early-decision rule (decide) needs the free protocol")
     loss = get_loss(loss)
@@ -395,7 +420,7 @@ def run_dynamics(
         dtype = problem.dtype
         W = project_sphere(W0.astype(dtype, copy=True))
         if integrator.method == "flow":
-            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide)
+            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide, batching, width)
         return _run_gd(problem, W, stop, integrator, loss, times, progress, decide)
 
 
@@ -489,7 +514,55 @@ def _interrupted(finals: _Finals, snapshot, result) -> RunInterrupted:
     return RunInterrupted(result())
 
 
-def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -> FlowResult:
+def rkc_stages_each(h_rho: np.ndarray, max_stages: int) -> np.ndarray:
+    """:func:`rkc_stages` per replica (the same formula, elementwise)."""
+    h_rho = np.asarray(h_rho, float)
+    return np.minimum(max_stages, np.maximum(2, 1 + np.ceil(np.sqrt(1.0 + 1.54 * h_rho)))).astype(int)
+
+
+def _rkc_step_own(problem, W, F0, hs, S, loss, xt=None):
+    """One RKC step in which replica b takes its own S[b] stages (its own coefficients).
+
+    Stage j evaluates only the replicas with S[b] >= j: the columns are ordered by stage
+    count (descending) so that these are a prefix, and each replica's arithmetic is that
+    of an s = S[b] step alone (docs/numerics.md, issue 17). Returns the unprojected
+    final stages (N, B) and the evaluations of the batch (max S) and per replica (S).
+    """
+    B = W.shape[1]
+    order = np.argsort(-S, kind="stable")
+    inverse = np.empty(B, int)
+    inverse[order] = np.arange(B)
+    S_o = S[order]
+    s_max = int(S_o[0])
+    coef = np.zeros((4, s_max + 1, B))
+    for s in np.unique(S_o):
+        cols = S_o == s
+        for k, c in enumerate(rkc_coefficients(int(s))):
+            coef[k, : s + 1, cols] = c
+    coef = coef.astype(problem.dtype)
+    mu_c, nu_c, mut_c, gat_c = coef
+    W_o, F0_o, hs_o = W[:, order], F0[:, order], hs[order]
+    final = np.empty_like(W_o)
+    Y_jm2 = W_o
+    Y_jm1 = W_o + (mut_c[1] * hs_o) * F0_o
+    k = B
+    for j in range(2, s_max + 1):
+        k_j = int(np.count_nonzero(S_o >= j))
+        if k_j < k:  # replicas k_j..k finished at stage j - 1
+            final[:, k_j:k] = Y_jm1[:, k_j:k]
+            k = k_j
+            Y_jm1, Y_jm2 = Y_jm1[:, :k], Y_jm2[:, :k]
+        c = slice(0, k)
+        F_jm1 = -evaluate(problem, Y_jm1, loss, xt).rgrad
+        Y_j = ((1 - mu_c[j, c] - nu_c[j, c]) * W_o[:, c] + mu_c[j, c] * Y_jm1 + nu_c[j, c] * Y_jm2
+               + hs_o[c] * (mut_c[j, c] * F_jm1 + gat_c[j, c] * F0_o[:, c]))
+        Y_jm2, Y_jm1 = Y_jm1, Y_j
+    final[:, :k] = Y_jm1
+    return final[:, inverse], s_max
+
+
+def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, batching="shared",
+             width=None) -> FlowResult:
     t_start = time.perf_counter()
     B = W.shape[1]
     rtol, atol = integrator.tolerances(problem.dtype)
@@ -497,17 +570,30 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
     rec, finals = _Recorder(times, B), _Finals(W)
     bar = _progress_bar(progress, B, "flow")
 
-    idx = np.arange(B)  # replicas still running; W, F, t, h below are restricted to them
-    t = np.zeros(B)
-    point = evaluate(problem, W, loss)
-    e0 = point.energy  # start energies of all B replicas (the growth rule)
+    own = batching == "independent"
+    xt = np.ascontiguousarray(problem.X.T) if own else None
+    width = B if width is None else min(int(width), B)
+    W_all, queue = W, np.arange(width, B)  # queue: starts not yet admitted (independent batching)
+    admit_min = max(1, width // 4)  # admitted in groups of at least this many (fewer, wider products)
+    idx = np.arange(width)  # replicas still running; W, F, t, h below are restricted to them
+    W = W_all[:, idx]
+    t = np.zeros(width)
+    point = evaluate(problem, W, loss, xt)
+    e0 = np.full(B, np.nan)  # start energies of all B replicas (the growth rule)
+    e0[idx] = point.energy
     q = teacher_overlap(problem, W)
     n_eval, steps, rejected = 1, 0, 0
     rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=True)
-    rho, V_power = spectral_radius(problem, W, point, loss)
+    if own:  # every replica starts as it would alone: same power-iteration start, own step
+        V0 = np.random.default_rng(0).standard_normal((W.shape[0], 1)).astype(W.dtype)
+        rho, V_power = spectral_radius(problem, W, point, loss, np.repeat(V0, width, axis=1), xt=xt)
+        h = np.minimum(1e-3, 1.0 / rho)
+        since_own = np.zeros(width, int)  # steps since each replica's last spectral radius
+    else:
+        rho, V_power = spectral_radius(problem, W, point, loss)
+        h = np.full(B, min(1e-3, 1.0 / rho.max()))
     n_eval += 8
-    h = np.full(B, min(1e-3, 1.0 / rho.max()))
-    failures = np.zeros(B, dtype=int)  # consecutive steps whose trial state was not finite
+    failures = np.zeros(width, dtype=int)  # consecutive steps whose trial state was not finite
     since_rho = 0
     step_log = []  # (earliest active time, median step, stages, active replicas) per step
     early = np.zeros(B, bool)
@@ -520,7 +606,24 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
 
     snapshot = (idx, W, t, point, q)
     try:
-        while idx.size:
+        while idx.size or queue.size:
+            if queue.size and (not idx.size or width - idx.size >= admit_min):
+                # refill: new starts enter as they would start alone (own evaluation, power
+                # iteration, step size), then run with the others
+                new, queue = queue[:width - idx.size], queue[width - idx.size:]
+                Wn = W_all[:, new]
+                pn = evaluate(problem, Wn, loss, xt)
+                e0[new] = pn.energy
+                qn = teacher_overlap(problem, Wn)
+                rec.record(new, np.zeros(new.size), pn.energy, qn, pn.mu, pn.grad_norm, exact=True)
+                rho_n, V_n = spectral_radius(problem, Wn, pn, loss, np.repeat(V0, new.size, axis=1), xt=xt)
+                n_eval += 9
+                idx, W, t = np.concatenate([idx, new]), np.hstack([W, Wn]), np.concatenate([t, np.zeros(new.size)])
+                h = np.concatenate([h, np.minimum(1e-3, 1.0 / rho_n)])
+                q, rho, V_power = np.concatenate([q, qn]), np.concatenate([rho, rho_n]), np.hstack([V_power, V_n])
+                failures = np.concatenate([failures, np.zeros(new.size, int)])
+                since_own = np.concatenate([since_own, np.zeros(new.size, int)])
+                point = _concat(point, pn)
             snapshot = (idx, W, t, point, q)
             stuck = ((failures >= NONFINITE_RETRIES) | ~(t + h > t)  # the step underflowed or is NaN
                      | (stop.t_max - t > MAX_STEPS * rkc_max_step(integrator.max_stages, rho)))
@@ -535,13 +638,27 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
                 keep = ~done
                 idx, W, t, h, q, rho, V_power = idx[keep], W[:, keep], t[keep], h[keep], q[keep], rho[keep], V_power[:, keep]
                 failures = failures[keep]
+                if own:
+                    since_own = since_own[keep]
                 point = _subset(point, keep)
                 if bar is not None:
                     bar.update(int(done.sum()))
                 if not idx.size:
-                    break
-            if since_rho >= 25:
-                rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4)
+                    continue  # ends, or admits the next starts
+            if own:  # each replica re-estimates after 25 of its own steps, as alone
+                due = since_own >= 25
+                if due.all():
+                    rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4, xt=xt)
+                elif due.any():
+                    rho, V_power = rho.copy(), V_power.copy()
+                    rho[due], V_power[:, due] = spectral_radius(problem, W[:, due], _subset(point, due), loss,
+                                                                V_power[:, due], iterations=4, xt=xt)
+                if due.any():
+                    n_eval += 4
+                    own_evals[idx[due]] += 4
+                    since_own[due] = 0
+            elif since_rho >= 25:
+                rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4, xt=xt)
                 n_eval += 4
                 own_evals[idx] += 4
                 since_rho = 0
@@ -549,25 +666,33 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
             # step, truncated to land on the next recording time and on t_max
             t_target = np.minimum(rec.next_time(idx), stop.t_max)
             h_step = np.minimum(h, t_target - t)
-            s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
-            h_step = np.minimum(h_step, rkc_max_step(s, rho))
-            # stages in the problem's precision (float64 coefficients would upcast float32)
-            mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
-            hs = h_step.astype(problem.dtype)
             F0 = -point.rgrad
-            Y_jm2 = W
-            Y_jm1 = W + (mut_c[1] * hs) * F0
-            for j in range(2, s + 1):
-                F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
-                Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
-                       + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
-                Y_jm2, Y_jm1 = Y_jm1, Y_j
-            W_new = project_sphere(Y_jm1)
-            new_point = evaluate(problem, W_new, loss)
+            if own:  # each replica its own stage count (a stiff one no longer sets everyone's)
+                S = rkc_stages_each(h_step * rho, integrator.max_stages)
+                h_step = np.minimum(h_step, rkc_max_step(S, rho))
+                Y_final, s = _rkc_step_own(problem, W, F0, h_step.astype(problem.dtype), S, loss, xt)
+                W_new = project_sphere(Y_final)
+            else:
+                S = s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
+                h_step = np.minimum(h_step, rkc_max_step(s, rho))
+                # stages in the problem's precision (float64 coefficients would upcast float32)
+                mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
+                hs = h_step.astype(problem.dtype)
+                Y_jm2 = W
+                Y_jm1 = W + (mut_c[1] * hs) * F0
+                for j in range(2, s + 1):
+                    F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
+                    Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
+                           + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
+                    Y_jm2, Y_jm1 = Y_jm1, Y_j
+                W_new = project_sphere(Y_jm1)
+            new_point = evaluate(problem, W_new, loss, xt)
             n_eval += s
-            own_evals[idx] += s
+            own_evals[idx] += S
             steps += 1
             since_rho += 1
+            if own:
+                since_own += 1
             step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
 
             est = 0.8 * (W - W_new) + 0.4 * h_step * (F0 - new_point.rgrad)
@@ -590,11 +715,17 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None) -
                 a = np.flatnonzero(accept)
                 rec.record(idx[a], t[a], point.energy[a], q[a], point.mu[a], point.grad_norm[a], exact=True)
     except KeyboardInterrupt:
+        finals.status[queue] = STATUS_INTERRUPTED  # never admitted: stop_time NaN
         raise _interrupted(finals, snapshot, result) from None
     finally:
         if bar is not None:
             bar.close()
     return result()
+
+
+def _concat(a: LandscapePoint, b: LandscapePoint) -> LandscapePoint:
+    return LandscapePoint(np.hstack([a.yhat, b.yhat]), np.concatenate([a.energy, b.energy]),
+                          np.hstack([a.grad, b.grad]), np.concatenate([a.mu, b.mu]), np.hstack([a.rgrad, b.rgrad]))
 
 
 def _subset(point: LandscapePoint, mask) -> LandscapePoint:
