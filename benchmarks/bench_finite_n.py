@@ -144,11 +144,16 @@ def bench(args) -> int:
     return 0
 
 
-def _predictions(n: int, alpha: float, res: dict, files) -> list[dict]:
+def _predictions(n: int, alpha: float, ds, files) -> list[dict]:
     """The committed finite-N predictions of (n, alpha) (read, never written) beside the
-    measured P: the prediction's band and the measured P's distance in its errors."""
+    measured P at the prediction's own horizon (success with stop time <= its t_max; the
+    predictions so far are for t = 2, the study's protocol decides by t = 100), with the
+    binomial error over the decided starts and the distance in it."""
     import numpy as np
 
+    status = np.asarray(ds["status"].values).astype(str).ravel()
+    stop = np.asarray(ds["stop_time"].values, dtype=float).ravel()
+    decided = status != "pending"
     out = []
     for f in files:
         path = Path(f)
@@ -158,10 +163,15 @@ def _predictions(n: int, alpha: float, res: dict, files) -> list[dict]:
         for variant in ("with_source", "start_only"):
             for row in d.get(variant, {}).get("prediction", []):
                 if int(row["n"]) == n and float(row["alpha"]) == alpha:
-                    se = res["se"] if np.isfinite(res["se"]) else res["se_binomial"]
-                    out.append(dict(file=str(path), variant=variant, p=row["success_probability"],
-                                    low=row["low"], high=row["high"], measured=res["p"],
-                                    measured_se=se, z=(res["p"] - row["success_probability"]) / se if se > 0 else None))
+                    horizon = float(row.get("t_max", 100.0))
+                    k = int(np.sum((status == "success") & (stop <= horizon)))
+                    m = int(decided.sum())
+                    p = k / m if m else float("nan")
+                    pred = row["success_probability"]
+                    se = float(np.sqrt(max(pred * (1 - pred), 1e-300) / m)) if m else float("nan")
+                    out.append(dict(file=str(path), variant=variant, horizon=horizon, p=pred, low=row["low"],
+                                    high=row["high"], measured=p, measured_successes=k, starts=m,
+                                    se_of_prediction=se, z=(p - pred) / se if m else None))
     return out
 
 
@@ -190,7 +200,10 @@ def point(args) -> int:
     else:
         res = study.run_batched(args.out, args.n, args.alpha, args.clusters, args.per_cluster, tag="batched",
                                 batching="independent", first=args.first_cluster)
-    res["predictions"] = _predictions(args.n, args.alpha, res, args.predictions)
+    from simulation.batched import read_point
+
+    res["predictions"] = _predictions(args.n, args.alpha, read_point(study.batched_path(args.out, args.n, args.alpha)),
+                                      args.predictions)
     res.update(wall_this_call=time.perf_counter() - t0, loadavg_before=list(load0), loadavg_after=list(os.getloadavg()),
                wall_per_start=res["wall"] / max(res["starts"], 1),
                provenance=provenance(n=args.n, alpha=args.alpha, clusters=args.clusters, per_cluster=args.per_cluster,
@@ -202,6 +215,9 @@ def point(args) -> int:
     print(f"N={args.n} alpha={args.alpha:g}: P = {res['p']:.3f} +- {res['se']:.3f} (cluster-robust; binomial "
           f"{res['se_binomial']:.3f}), {res['successes']}/{res['starts']}, {res['timeouts']} timeouts; "
           f"{res['wall_per_start']:.1f} s per start", flush=True)
+    for pr in res["predictions"]:
+        print(f"  by t = {pr['horizon']:g}: measured {pr['measured_successes']}/{pr['starts']}, predicted "
+              f"{pr['p']:.3g} [{pr['low']:.3g}, {pr['high']:.3g}] ({pr['variant']}, {Path(pr['file']).name})", flush=True)
     return 0
 
 
@@ -220,7 +236,7 @@ def alone(args) -> int:
 
     stop, integ = study.protocol_rules()
     rows = []
-    for c, seed in enumerate(study.cluster_seeds(args.n, args.alpha, args.clusters, args.first_cluster)):
+    for _c, seed in enumerate(study.cluster_seeds(args.n, args.alpha, args.clusters, args.first_cluster)):
         t0 = time.perf_counter()
         summary, _ = run_cluster(args.n, args.alpha, seed, args.per_cluster, stop, integ, study.DTYPE,
                                  times=np.array([0.0]), batching="independent")
@@ -294,7 +310,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/finite_n_8192")
     p.add_argument("--no-run", action="store_true", help="summarise the clusters stored so far, run nothing")
     p.add_argument("--predictions", nargs="*", default=["results/finite_n_theory/prediction_T2_seed0.json",
-                                                        "results/finite_n_theory/prediction_T2_S8000.json"])
+                                                        "results/finite_n_theory/prediction_T2_S8000.json",
+                                                        "results/finite_n_theory/prediction_T2_S8000_a5-7.json"])
     a = sub.add_parser("alone", help="independent batch against each start alone on the same data (float32)")
     a.add_argument("--n", type=int, default=512)
     a.add_argument("--alpha", type=float, default=6.0)
