@@ -1164,7 +1164,7 @@ INDEX_LEVELS = LANDSCAPE_DEFAULTS.index_levels
 
 
 def critical_landscape(alpha: float, *, loss: Loss | str | None = None,
-                       quad: KacRiceQuadrature | None = None, index_levels=None,
+                       quad: KacRiceQuadrature | None = None, index_levels: tuple[float, ...] | None = None,
                        e_min_fraction: float | None = None) -> dict:
     """Critical points of any index at ``alpha`` (docs/theory.md §8.9).
 
