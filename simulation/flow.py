@@ -271,9 +271,11 @@ def rkc_coefficients(s: int) -> tuple[np.ndarray, ...]:
     return mu, nu, mut, gat
 
 
-def rkc_stages(h_rho: float, max_stages: int) -> int:
-    """Stage count whose stability interval (~0.653 s^2) covers h * spectral radius."""
-    return int(min(max_stages, max(2, 1 + np.ceil(np.sqrt(1.0 + 1.54 * h_rho)))))
+def rkc_stages(h_rho: float | np.ndarray, max_stages: int) -> int | np.ndarray:
+    """Stage count whose stability interval (~0.653 s^2) covers h * spectral radius; for an
+    array of h * rho (one per replica, independent batching) the counts elementwise."""
+    s = np.minimum(max_stages, np.maximum(2, 1 + np.ceil(np.sqrt(1.0 + 1.54 * np.asarray(h_rho, float)))))
+    return int(s) if s.ndim == 0 else s.astype(int)
 
 
 def rkc_max_step(s: int, rho: np.ndarray) -> np.ndarray:
@@ -514,19 +516,13 @@ def _interrupted(finals: _Finals, snapshot, result) -> RunInterrupted:
     return RunInterrupted(result())
 
 
-def rkc_stages_each(h_rho: np.ndarray, max_stages: int) -> np.ndarray:
-    """:func:`rkc_stages` per replica (the same formula, elementwise)."""
-    h_rho = np.asarray(h_rho, float)
-    return np.minimum(max_stages, np.maximum(2, 1 + np.ceil(np.sqrt(1.0 + 1.54 * h_rho)))).astype(int)
-
-
 def _rkc_step_own(problem, W, F0, hs, S, loss, xt=None):
     """One RKC step in which replica b takes its own S[b] stages (its own coefficients).
 
     Stage j evaluates only the replicas with S[b] >= j: the columns are ordered by stage
     count (descending) so that these are a prefix, and each replica's arithmetic is that
     of an s = S[b] step alone (docs/numerics.md, issue 17). Returns the unprojected
-    final stages (N, B) and the evaluations of the batch (max S) and per replica (S).
+    final stages (N, B) and the evaluations of the batch (max S).
     """
     B = W.shape[1]
     order = np.argsort(-S, kind="stable")
@@ -668,11 +664,13 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
             h_step = np.minimum(h, t_target - t)
             F0 = -point.rgrad
             if own:  # each replica its own stage count (a stiff one no longer sets everyone's)
-                S = rkc_stages_each(h_step * rho, integrator.max_stages)
+                S = rkc_stages(h_step * rho, integrator.max_stages)
                 h_step = np.minimum(h_step, rkc_max_step(S, rho))
                 Y_final, s = _rkc_step_own(problem, W, F0, h_step.astype(problem.dtype), S, loss, xt)
                 W_new = project_sphere(Y_final)
             else:
+                # the shared-stage loop is kept apart from _rkc_step_own: run through it (same
+                # arithmetic on reordered copies) the stored runs change in the last bits
                 S = s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
                 h_step = np.minimum(h_step, rkc_max_step(s, rho))
                 # stages in the problem's precision (float64 coefficients would upcast float32)
