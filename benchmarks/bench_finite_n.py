@@ -91,12 +91,10 @@ def bench(args) -> int:
         if (prior["n"], prior["alpha"]) != (n, alpha):
             raise SystemExit(f"{args.today_from} holds N={prior['n']}, alpha={prior['alpha']}")
         t_rec = prior["today"]
-        today = {"status": np.array(t_rec["status"]), "evaluations": np.array(t_rec["evaluations"])}
-        t_today, cpu_today = t_rec["wall"], t_rec["cpu_per_start"] * t_rec["starts"]
     else:
         t_rec = _today(n, alpha, args.today_starts)
-        today = {"status": np.array(t_rec["status"]), "evaluations": np.array(t_rec["evaluations"])}
-        t_today, cpu_today = t_rec["wall"], t_rec["cpu_per_start"] * t_rec["starts"]
+    today = {"status": np.array(t_rec["status"]), "evaluations": np.array(t_rec["evaluations"])}
+    t_today, cpu_today = t_rec["wall"], t_rec["cpu_per_start"] * t_rec["starts"]
     tag = (("bench" if early is not None else "bench_batched") + ("_indep" if args.batching == "independent" else "")
            + (f"_{args.clusters}x{args.per_cluster}w{args.width}" if args.width else ""))
     load0 = os.getloadavg()
@@ -185,30 +183,28 @@ def point(args) -> int:
 
     from theory.io import atomic_write_text, json_ready, provenance
 
+    from simulation.batched import point_success, read_point
+
     load0 = os.getloadavg()
     t0 = time.perf_counter()
+    path = study.batched_path(args.out, args.n, args.alpha)
+    if not args.no_run:
+        res = study.run_batched(args.out, args.n, args.alpha, args.clusters, args.per_cluster, tag="batched",
+                                batching="independent", first=args.first_cluster)
+    ds = read_point(path)
     if args.no_run:  # the clusters stored so far
-        from simulation.batched import point_success, read_point
-
-        ds = read_point(study.batched_path(args.out, args.n, args.alpha))
         res = point_success(ds)
         done = ~np.any(np.asarray(ds["status"].values).astype(str) == "pending", axis=1)
         res.update(n=args.n, alpha=args.alpha, wall=float(np.nansum(ds["wall_seconds"].values)),
                    evaluations_per_start=float(np.nanmean(ds["replica_evaluations"].values[done])),
                    batch_evaluations=int(np.sum(ds["evaluations"].values)),
                    clusters_pending=int((~done).sum()))
-    else:
-        res = study.run_batched(args.out, args.n, args.alpha, args.clusters, args.per_cluster, tag="batched",
-                                batching="independent", first=args.first_cluster)
-    from simulation.batched import read_point
-
-    res["predictions"] = _predictions(args.n, args.alpha, read_point(study.batched_path(args.out, args.n, args.alpha)),
-                                      args.predictions)
+    res["predictions"] = _predictions(args.n, args.alpha, ds, args.predictions)
     res.update(wall_this_call=time.perf_counter() - t0, loadavg_before=list(load0), loadavg_after=list(os.getloadavg()),
                wall_per_start=res["wall"] / max(res["starts"], 1),
                provenance=provenance(n=args.n, alpha=args.alpha, clusters=args.clusters, per_cluster=args.per_cluster,
                                      first_cluster=args.first_cluster, batching="independent", no_run=args.no_run,
-                                     file=str(study.batched_path(args.out, args.n, args.alpha)),
+                                     file=str(path),
                                      protocol=dict(t_max=study.T_MAX, success_overlap=study.SUCCESS_OVERLAP,
                                                    rtol=study.RTOL, atol=study.ATOL, dtype=study.DTYPE)))
     atomic_write_text(Path(args.out) / f"point_n{args.n}_a{args.alpha:g}.json", json.dumps(json_ready(res), indent=1))
@@ -236,7 +232,7 @@ def alone(args) -> int:
 
     stop, integ = study.protocol_rules()
     rows = []
-    for _c, seed in enumerate(study.cluster_seeds(args.n, args.alpha, args.clusters, args.first_cluster)):
+    for seed in study.cluster_seeds(args.n, args.alpha, args.clusters, args.first_cluster):
         t0 = time.perf_counter()
         summary, _ = run_cluster(args.n, args.alpha, seed, args.per_cluster, stop, integ, study.DTYPE,
                                  times=np.array([0.0]), batching="independent")
