@@ -142,11 +142,12 @@ def bench(args) -> int:
     return 0
 
 
-def _predictions(n: int, alpha: float, ds, files) -> list[dict]:
+def _predictions(n: int, alpha: float, ds, files, t_max: float) -> list[dict]:
     """The committed finite-N predictions of (n, alpha) (read, never written) beside the
     measured P at the prediction's own horizon (success with stop time <= its t_max; the
     predictions so far are for t = 2, the study's protocol decides by t = 100), with the
-    binomial error over the decided starts and the distance in it."""
+    binomial error over the decided starts and the distance in it. Predictions for a horizon
+    beyond the runs' ``t_max`` are left out."""
     import numpy as np
 
     status = np.asarray(ds["status"].values).astype(str).ravel()
@@ -162,6 +163,8 @@ def _predictions(n: int, alpha: float, ds, files) -> list[dict]:
             for row in d.get(variant, {}).get("prediction", []):
                 if int(row["n"]) == n and float(row["alpha"]) == alpha:
                     horizon = float(row.get("t_max", 100.0))
+                    if horizon > t_max:
+                        continue
                     k = int(np.sum((status == "success") & (stop <= horizon)))
                     m = int(decided.sum())
                     p = k / m if m else float("nan")
@@ -187,10 +190,12 @@ def point(args) -> int:
 
     load0 = os.getloadavg()
     t0 = time.perf_counter()
-    path = study.batched_path(args.out, args.n, args.alpha)
+    full = args.t_max == study.T_MAX
+    tag = "batched" if full else f"batched_t{args.t_max:g}"  # a shorter horizon: its own file
+    path = study.batched_path(args.out, args.n, args.alpha, tag)
     if not args.no_run:
-        res = study.run_batched(args.out, args.n, args.alpha, args.clusters, args.per_cluster, tag="batched",
-                                batching="independent", first=args.first_cluster)
+        res = study.run_batched(args.out, args.n, args.alpha, args.clusters, args.per_cluster, tag=tag,
+                                batching="independent", first=args.first_cluster, t_max=args.t_max)
     ds = read_point(path)
     if args.no_run:  # the clusters stored so far
         res = point_success(ds)
@@ -199,15 +204,16 @@ def point(args) -> int:
                    evaluations_per_start=float(np.nanmean(ds["replica_evaluations"].values[done])),
                    batch_evaluations=int(np.sum(ds["evaluations"].values)),
                    clusters_pending=int((~done).sum()))
-    res["predictions"] = _predictions(args.n, args.alpha, ds, args.predictions)
+    res["predictions"] = _predictions(args.n, args.alpha, ds, args.predictions, args.t_max)
     res.update(wall_this_call=time.perf_counter() - t0, loadavg_before=list(load0), loadavg_after=list(os.getloadavg()),
                wall_per_start=res["wall"] / max(res["starts"], 1),
                provenance=provenance(n=args.n, alpha=args.alpha, clusters=args.clusters, per_cluster=args.per_cluster,
                                      first_cluster=args.first_cluster, batching="independent", no_run=args.no_run,
                                      file=str(path),
-                                     protocol=dict(t_max=study.T_MAX, success_overlap=study.SUCCESS_OVERLAP,
+                                     protocol=dict(t_max=args.t_max, success_overlap=study.SUCCESS_OVERLAP,
                                                    rtol=study.RTOL, atol=study.ATOL, dtype=study.DTYPE)))
-    atomic_write_text(Path(args.out) / f"point_n{args.n}_a{args.alpha:g}.json", json.dumps(json_ready(res), indent=1))
+    name = f"point_n{args.n}_a{args.alpha:g}" + ("" if full else f"_t{args.t_max:g}")
+    atomic_write_text(Path(args.out) / f"{name}.json", json.dumps(json_ready(res), indent=1))
     print(f"N={args.n} alpha={args.alpha:g}: P = {res['p']:.3f} +- {res['se']:.3f} (cluster-robust; binomial "
           f"{res['se_binomial']:.3f}), {res['successes']}/{res['starts']}, {res['timeouts']} timeouts; "
           f"{res['wall_per_start']:.1f} s per start", flush=True)
@@ -304,6 +310,8 @@ def main(argv=None) -> int:
     p.add_argument("--per-cluster", type=int, default=16)
     p.add_argument("--first-cluster", type=int, default=0, help="index of the first cluster seed")
     p.add_argument("--out", default="results/finite_n_8192")
+    p.add_argument("--t-max", type=float, default=study.T_MAX,
+                   help="stop the protocol's flow at this time (e.g. 2, a prediction's horizon; own files)")
     p.add_argument("--no-run", action="store_true", help="summarise the clusters stored so far, run nothing")
     p.add_argument("--predictions", nargs="*", default=["results/finite_n_theory/prediction_T2_seed0.json",
                                                         "results/finite_n_theory/prediction_T2_S8000.json",

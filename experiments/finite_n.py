@@ -345,11 +345,14 @@ def cluster_seeds(n: int, alpha: float, clusters: int, first: int = 0) -> list[i
     return [point_seed(n, alpha) + BATCH_SEED_OFFSET + c for c in range(first, first + clusters)]
 
 
-def protocol_rules() -> tuple:
-    """(StopRules, Integrator) of the study's protocol."""
+def protocol_rules(t_max: float = T_MAX) -> tuple:
+    """(StopRules, Integrator) of the study's protocol; ``t_max`` below T_MAX stops the same
+    flow earlier (e.g. at the horizon of a finite-N prediction, t = 2)."""
     from simulation.flow import Integrator
 
-    return (StopRules(t_max=T_MAX, success_overlap=SUCCESS_OVERLAP),
+    if not 0 < t_max <= T_MAX:
+        raise InputError(f"t_max must be in (0, {T_MAX:g}], got {t_max}")
+    return (StopRules(t_max=float(t_max), success_overlap=SUCCESS_OVERLAP),
             Integrator(rtol=RTOL, atol=ATOL))
 
 
@@ -517,16 +520,18 @@ def batched_path(folder: str | os.PathLike, n: int, alpha: float, tag: str = "ba
 
 def run_batched(folder: str | os.PathLike, n: int, alpha: float, clusters: int, per_cluster: int,
                 early: EarlyRules | None = None, tag: str = "batched", progress: bool = True,
-                batching: str = "independent", first: int = 0, width: int | None = None) -> dict:
+                batching: str = "independent", first: int = 0, width: int | None = None,
+                t_max: float = T_MAX) -> dict:
     """The study's protocol on ``clusters`` data sets of ``per_cluster`` starts each, run as
     batches (:func:`simulation.batched.run_point`, seeds :func:`cluster_seeds` from cluster
     ``first``), optionally with early rules; returns :func:`simulation.batched.point_success`
     plus cost. ``batching``: "independent" (each start its own stage counts, the default
     since issue 17's second round) or "shared" (the files stored before it); ``width``: at
-    most that many starts of a data set run at once, the others refill (independent only)."""
+    most that many starts of a data set run at once, the others refill (independent only);
+    ``t_max``: the same flow stopped earlier (the file records it and refuses another)."""
     from simulation.batched import point_success, run_point
 
-    stop, integ = protocol_rules()
+    stop, integ = protocol_rules(t_max)
     ds = run_point(batched_path(folder, n, alpha, tag), n, alpha, cluster_seeds(n, alpha, clusters, first),
                    per_cluster, stop, integ, DTYPE, early=early, progress=progress, batching=batching,
                    width=width)
