@@ -5,7 +5,9 @@
 
 ``table`` computes q0_c(alpha; T) with the nonlinear DMFT (S = 8000, dt_max = 0.025, the
 CriticalStartConfig defaults) into results/finite_n_theory/q0c_table_S8000.json, resumable;
-``compare`` writes the prediction against the stored sweeps and the N = 8192 prediction.
+``compare`` writes the prediction against the stored sweeps and the N = 8192 prediction;
+``fixed`` tests q0_c and the source r apart from the start law, on starts of fixed overlap
+(prediction written before the runs).
 """
 from __future__ import annotations
 
@@ -39,7 +41,21 @@ def main() -> None:
     c.add_argument("--predict-alphas", type=float, nargs="*", default=[5.0, 6.0, 7.0])
     c.add_argument("--out", required=True)
     c.add_argument("--figures", metavar="PREFIX", help="write PREFIX_success_T.png and PREFIX_alpha_c_T.png")
+    f = sub.add_parser("fixed", help="starts of fixed overlap q0 = m q0_c: the prediction (written once, "
+                                     "before any run, never rewritten), then the runs and the comparison")
+    f.add_argument("--n", type=int, default=4096)
+    f.add_argument("--alphas", type=float, nargs="+", default=[6.0, 7.0, 8.0])
+    f.add_argument("--multiples", type=float, nargs="+", default=[0.5, 1.0, 1.5])
+    f.add_argument("--clusters", type=int, default=2)
+    f.add_argument("--per-cluster", type=int, default=16)
+    f.add_argument("--t-max", type=float, default=SuccessConfig.t_max)
+    f.add_argument("--table", default=SuccessConfig.table)
+    f.add_argument("--out", default="results/finite_n_theory/fixed_start_n4096")
+    f.add_argument("--predict-only", action="store_true", help="write the prediction, run nothing")
     args = p.parse_args()
+    if args.cmd == "fixed":
+        fixed(args)
+        return
     if args.cmd == "table":
         search = dataclasses.replace(CriticalStartConfig(), samples=args.samples, lo=args.bracket[0],
                                      hi=args.bracket[1], width=args.width)
@@ -62,6 +78,47 @@ def main() -> None:
         study.success_figure(comp, cfg).savefig(f"{args.figures}_success_T{args.t_max:g}.png", dpi=120)
         study.alpha_c_figure(comp, cfg, t100, args.predict_n).savefig(f"{args.figures}_alpha_c_T{args.t_max:g}.png",
                                                                      dpi=120)
+
+
+def fixed(args) -> None:
+    """The fixed-overlap test: prediction.json first (kept if present), then one run file per
+    (alpha, q0) and summary.json with z = (measured - predicted) / binomial s.e. at the
+    prediction (the starts of one cluster share a data set: the binomial s.e. ignores that)."""
+    import math
+    from pathlib import Path
+
+    folder = Path(args.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    pred_path = folder / "prediction.json"
+    if not pred_path.exists():
+        cfg = SuccessConfig(t_max=args.t_max, table=args.table)
+        rows = study.fixed_start_prediction(args.alphas, args.n, args.multiples, cfg)
+        atomic_write_text(pred_path, json.dumps(json_ready({"prediction": rows, "provenance": provenance(
+            kind="fixed_start_prediction", n=args.n, alphas=args.alphas, multiples=args.multiples,
+            t_max=args.t_max, table=args.table)}), indent=1))
+    rows = json.loads(pred_path.read_text())["prediction"]
+    for r in rows:
+        print(f"alpha={r['alpha']:g} q0={r['q0']:.4f} ({r['multiple']:g} q0_c): predicted "
+              f"{r['success_probability']:.3f} [{r['low']:.3f}, {r['high']:.3f}]", flush=True)
+    if args.predict_only:
+        return
+    chi2 = 0.0
+    for r in rows:
+        run = study.run_fixed_start(folder / f"run_a{r['alpha']:g}_m{r['multiple']:g}.json", r["n"], r["alpha"],
+                                    r["q0"], args.clusters, args.per_cluster, r["t_max"])
+        p, m = r["success_probability"], run["starts"]
+        se = math.sqrt(max(p * (1 - p), 1e-12) / m)
+        r.update(successes=run["successes"], starts=m, measured=run["successes"] / m, z=(run["successes"] / m - p) / se)
+        chi2 += r["z"] ** 2
+        print(f"alpha={r['alpha']:g} q0={r['q0']:.4f}: measured {run['successes']}/{m}, predicted {p:.3f}, "
+              f"z = {r['z']:+.2f}", flush=True)
+    from scipy import stats
+
+    summary = {"rows": rows, "chi2": chi2, "points": len(rows), "p_value": float(stats.chi2.sf(chi2, len(rows))),
+               "provenance": provenance(kind="fixed_start_compare", n=args.n, clusters=args.clusters,
+                                        per_cluster=args.per_cluster)}
+    atomic_write_text(folder / "summary.json", json.dumps(json_ready(summary), indent=1))
+    print(f"chi^2 = {chi2:.1f} over {len(rows)} points, p = {summary['p_value']:.3g}", flush=True)
 
 
 if __name__ == "__main__":

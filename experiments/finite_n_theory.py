@@ -8,7 +8,9 @@
 - :func:`compare`: predicted (7.13) against simulated counts: chi^2, p-value, largest
   deviation in binomial standard errors, alpha_c(N) from both;
 - :func:`prediction_rows`: the prediction for N values not simulated (committed before the
-  simulation, e.g. N = 8192).
+  simulation, e.g. N = 8192);
+- :func:`fixed_start_prediction`, :func:`run_fixed_start`: the law for starts of fixed overlap
+  (q0_c and the source r without the start law) and the simulation that tests it.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from simulation.sweep import read_sweep
 from theory.dmft.critical import CriticalStartConfig, EscapeRun, critical_start
+from theory.errors import InputError
 from theory.statistics import binomial_standard_error, fit_logistic
 from theory.success import (SuccessConfig, alpha_c, entry_key, load_table, store_entry, store_run,
                             success_probability)
@@ -33,7 +36,7 @@ if TYPE_CHECKING:  # annotations only
     import matplotlib.figure
 
 __all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "implied_q0c", "markdown_rows", "success_figure",
-           "alpha_c_figure", "SWEEP_DIR", "ALPHA_C_INFINITY"]
+           "alpha_c_figure", "fixed_start_prediction", "run_fixed_start", "SWEEP_DIR", "ALPHA_C_INFINITY"]
 
 #: the N = infinity threshold-state critical alpha (docs/theory.md 3.5; python -m theory alpha-c)
 ALPHA_C_INFINITY = 13.80
@@ -249,3 +252,69 @@ def alpha_c_figure(comparison: dict, config: SuccessConfig, t100: Sequence[tuple
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ starts of fixed overlap
+#: seed offset of the fixed-overlap clusters (the random-start batches use 5000)
+FIXED_START_SEED_OFFSET = 7000
+
+
+def fixed_start_prediction(alphas: Sequence[float], n: int, multiples: Sequence[float],
+                           config: SuccessConfig | None = None) -> list[dict]:
+    """(7.13) for starts of fixed overlap q0 = m q0_c(alpha; T), m in ``multiples``: the DMFT's
+    q0_c and the finite-N source r alone decide (no start law), so a simulation from such
+    starts tests them apart from the start law. One row per (alpha, q0)."""
+    cfg = SuccessConfig() if config is None else config
+    rows = []
+    for alpha in alphas:
+        base = success_probability(alpha, n, cfg)
+        for m in multiples:
+            q0 = float(m * base.q0_critical)
+            pr = success_probability(alpha, n, cfg, q0=q0)
+            rows.append({"n": int(n), "alpha": float(alpha), "multiple": float(m), "q0": q0, "t_max": cfg.t_max,
+                         "success_probability": pr.success_probability, "low": pr.low, "high": pr.high,
+                         "q0_critical": pr.q0_critical, "ratio": pr.ratio})
+    return rows
+
+
+def run_fixed_start(out: str | Path, n: int, alpha: float, q0: float, clusters: int, per_cluster: int,
+                    t_max: float = 2.0, progress: bool = True) -> dict:
+    """Gradient flow from ``per_cluster`` starts of overlap exactly q0 (simulation.cli.run_starts:
+    warm starts of seeds s + b) on each of ``clusters`` data sets (seeds point_seed(N, alpha) +
+    FIXED_START_SEED_OFFSET + c), the finite-N protocol's rules stopped at ``t_max``,
+    independent batching. Resumable: the JSON ``out`` holds every finished cluster (atomic
+    writes, provenance). Returns the file's content with the pooled success count."""
+    import json
+
+    from experiments.finite_n import point_seed, protocol_rules, DTYPE
+    from simulation.cli import run_starts
+    from simulation.data import make_problem
+    from simulation.flow import run_dynamics
+    from theory.io import atomic_write_text, json_ready, provenance
+
+    out = Path(out)
+    params = dict(n=int(n), alpha=float(alpha), q0=float(q0), per_cluster=int(per_cluster), t_max=float(t_max),
+                  dtype=DTYPE)
+    data = json.loads(out.read_text()) if out.exists() else {"params": params, "clusters": {}}
+    if data["params"] != params:
+        raise InputError(f"{out} was made with {data['params']}, not {params}")
+    stop, integ = protocol_rules(t_max)
+    for c in range(clusters):
+        seed = point_seed(n, alpha) + FIXED_START_SEED_OFFSET + c
+        if str(seed) in data["clusters"]:
+            continue
+        problem = make_problem(n, alpha, seed, DTYPE)
+        W0 = run_starts(problem, per_cluster, seed, q0)
+        res = run_dynamics(problem, W0, stop, integ, times=np.array([0.0]), batching="independent")
+        data["clusters"][str(seed)] = {"status": res.status.astype(str).tolist(), "q": np.asarray(res.q).tolist(),
+                                       "stop_time": np.asarray(res.stop_time).tolist(),
+                                       "evaluations": int(res.gradient_evaluations)}
+        data["provenance"] = provenance(**params, clusters=clusters)
+        atomic_write_text(out, json.dumps(json_ready(data), indent=1))
+        if progress:
+            k = int(np.sum(res.status == "success"))
+            print(f"N={n} alpha={alpha:g} q0={q0:.4f} cluster {c + 1}/{clusters}: {k}/{per_cluster} by t = {t_max:g}",
+                  file=sys.stderr, flush=True)
+    status = np.concatenate([np.asarray(v["status"]) for v in data["clusters"].values()])
+    data.update(successes=int(np.sum(status == "success")), starts=int(status.size))
+    return data

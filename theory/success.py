@@ -34,6 +34,7 @@ from .errors import InputError
 from .io import atomic_write_text, json_ready, provenance
 
 __all__ = ["SuccessConfig", "SuccessPrediction", "start_overlap_sf", "success_probability_from",
+           "fixed_start_success_from",
            "success_probability", "alpha_c", "load_table", "store_entry", "store_run", "entry_key",
            "table_entries"]
 
@@ -132,6 +133,22 @@ def success_probability_from(q0_critical: float, n: int, ratio: float = 0.0) -> 
     return float(start_overlap_sf(q0_critical * math.sqrt(n), n, ratio))
 
 
+def fixed_start_success_from(q0_critical: float, q0: float, n: int, ratio: float = 0.0) -> float:
+    """(7.13) for a start of given overlap q0 (a warm start; a spectral start's overlap):
+    P(|q0 sqrt(N) + zeta'| >= q0_c sqrt(N)), zeta' ~ N(0, r), i.e. only the finite-N source
+    spreads the effective start (7.12). r = 0: 1 if |q0| >= q0_c else 0."""
+    if not (q0_critical >= 0):
+        raise InputError(f"q0_critical must be >= 0, got {q0_critical!r}")
+    if not (-1.0 <= q0 <= 1.0):
+        raise InputError(f"q0 must be in [-1, 1], got {q0!r}")
+    if n < 2:
+        raise InputError(f"N must be >= 2, got {n}")
+    if ratio <= 0:
+        return float(abs(q0) >= q0_critical)
+    x, u, sd = q0_critical * math.sqrt(n), q0 * math.sqrt(n), math.sqrt(ratio)
+    return float(stats.norm.sf((x - u) / sd) + stats.norm.cdf((-x - u) / sd))
+
+
 # ------------------------------------------------------------------------ the table
 def entry_key(alpha: float, t_max: float, samples: int, seed: int, dt_max: float, level: float,
               t_linear: float) -> str:
@@ -222,12 +239,21 @@ def _interp_log(alphas: np.ndarray, values: np.ndarray, alpha: float) -> float:
     return float(np.exp(np.interp(math.log(alpha), np.log(alphas), np.log(values))))
 
 
-def success_probability(alpha: float, n: int, config: SuccessConfig | None = None) -> SuccessPrediction:
+def success_probability(alpha: float, n: int, config: SuccessConfig | None = None,
+                        q0: float | None = None) -> SuccessPrediction:
     """P_success(alpha, N; T) of (7.13) from the cached q0_c table, with the uncertainty from
     the q0_c bracket and the seed spread of r. Between tabulated alphas q0_c, its bracket and
-    r are interpolated in log-log; outside the tabulated range InputError."""
+    r are interpolated in log-log; outside the tabulated range InputError.
+
+    ``q0``: a start of that overlap (:func:`fixed_start_success_from`) instead of a uniform
+    random start."""
     cfg = SuccessConfig() if config is None else config
     _check(alpha, n, cfg.t_max)
+    if q0 is None:
+        law = success_probability_from
+    else:
+        def law(q0c: float, n: int, ratio: float) -> float:
+            return fixed_start_success_from(q0c, q0, n, ratio)
     tab = _alpha_table(cfg)
     if not tab:
         raise InputError(f"no converged q0_c at T = {cfg.t_max:g} in {cfg.table!r}; "
@@ -240,9 +266,11 @@ def success_probability(alpha: float, n: int, config: SuccessConfig | None = Non
     q0c, lo, up = (_interp_log(alphas, col[k], alpha) for k in ("q0c", "lower", "upper"))
     r = float(np.interp(alpha, alphas, col["ratio"])) if cfg.with_source else 0.0
     r_sd = float(np.interp(alpha, alphas, col["ratio_sd"])) if cfg.with_source else 0.0
-    p = success_probability_from(q0c, n, r)
-    p_low = success_probability_from(up, n, max(r - r_sd, 0.0))
-    p_high = success_probability_from(lo, n, r + r_sd)
+    p = law(q0c, n, r)
+    # the band: q0_c at its bracket ends; r -/+ its seed spread (which widens toward 1/2 when
+    # the start lies beyond q0_c, so both are tried at each end)
+    ends = [law(qc, n, rr) for qc in (lo, up) for rr in (max(r - r_sd, 0.0), r + r_sd)]
+    p_low, p_high = min(ends + [p]), max(ends + [p])
     near = alphas[np.argmin(np.abs(alphas - alpha))]
     return SuccessPrediction(alpha=float(alpha), n=int(n), t_max=cfg.t_max, success_probability=p, low=p_low,
                              high=p_high, uncertainty=0.5 * (p_high - p_low), q0_critical=q0c, q0_lower=lo,

@@ -10,8 +10,8 @@ from scipy.special import erfc
 
 from theory.dmft.critical import EscapeRun, bracket_at_horizon
 from theory.errors import InputError
-from theory.success import (SuccessConfig, alpha_c, load_table, start_overlap_sf, store_entry, store_run,
-                            success_probability, success_probability_from)
+from theory.success import (SuccessConfig, alpha_c, fixed_start_success_from, load_table, start_overlap_sf,
+                            store_entry, store_run, success_probability, success_probability_from)
 
 
 def _sphere_overlaps(n, draws=100_000, seed=0):
@@ -34,6 +34,21 @@ def test_start_law_with_the_source_against_monte_carlo():
     for x in (0.5, 1.5, 3.0):
         emp = np.mean(np.abs(z) >= x)
         assert abs(start_overlap_sf(x, n, r) - emp) < 4 * math.sqrt(emp * (1 - emp) / z.size) + 1e-4
+
+
+def test_fixed_start_law_against_monte_carlo_and_its_sharp_limit():
+    n, r, qc = 1024, 0.6, 0.03
+    g = math.sqrt(r) * np.random.default_rng(3).standard_normal(200_000)
+    for q0 in (-0.02, 0.01, 0.03, 0.05):
+        emp = np.mean(np.abs(q0 * math.sqrt(n) + g) >= qc * math.sqrt(n))
+        se = math.sqrt(emp * (1 - emp) / g.size) + 1e-4
+        assert abs(fixed_start_success_from(qc, q0, n, r) - emp) < 4 * se, q0
+    assert fixed_start_success_from(qc, 0.031, n, 0.0) == 1.0
+    assert fixed_start_success_from(qc, 0.029, n, 0.0) == 0.0
+    # a start of the critical overlap succeeds with probability ~1/2 (the far branch adds a little)
+    assert 0.5 <= fixed_start_success_from(qc, qc, n, r) < 0.5 + 0.01  # far branch: Phi(-2.5)
+    with pytest.raises(InputError):
+        fixed_start_success_from(qc, 1.5, n, r)
 
 
 def test_large_n_limit_is_the_gaussian_law():
