@@ -8,13 +8,12 @@ Hessian-vector product, written once against the standard namespace ``xp`` so th
 code runs on every backend; tests run it on array_api_strict and NumPy and compare with
 :func:`simulation.landscape.evaluate` to rounding.
 
-:func:`run_flow` is the adaptive RKC flow of :func:`simulation.flow.run_dynamics` (same
-stages, error estimate, controller, spectral-radius estimate and stop rules, recording only
-t = 0) with the (N, B) arrays on the backend and the per-replica scalars (times, step sizes,
-errors: B numbers per step) on the host; stopped replicas are frozen in place rather than
-removed (no data-dependent shapes), and excluded from the shared stage count, so the steps
-are those of ``run_dynamics``. Not ported: projected GD, the orthogonal protocol, the
-recording grid, the decide hook.
+:func:`run_flow` runs :func:`simulation.flow.run_dynamics`' own driver (the adaptive RKC
+flow with shared or independent batching and refill, or projected GD; the recording grid)
+with the (N, B) arrays on the backend, through :class:`BackendArrays`: the per-replica
+control (times, step sizes, errors, stop rules: B numbers per step) stays in NumPy on the
+host, stopped replicas are removed by ``xp.take`` on index arrays. Not on the backend: the
+orthogonal protocol and the decide hook (both use NumPy-only code).
 """
 from __future__ import annotations
 
@@ -28,9 +27,10 @@ from theory.errors import InputError
 from theory.loss import Loss, get_loss
 
 from .data import Problem
+from .flow import FlowResult, Integrator, StopRules, _Arrays, _check_options, _run
 
 __all__ = ["BackendProblem", "BackendPoint", "BackendFlowResult", "namespace", "to_backend", "evaluate",
-           "hessian_vector_product", "project_tangent", "sphere", "to_numpy", "run_flow"]
+           "hessian_vector_product", "project_tangent", "sphere", "to_numpy", "run_flow", "BackendArrays"]
 
 
 def namespace(*arrays: Any) -> Any:
@@ -45,7 +45,8 @@ def namespace(*arrays: Any) -> Any:
 
 @dataclass(frozen=True)
 class BackendProblem:
-    """A :class:`~simulation.data.Problem` held by another array library: X (M, N), y (M, 1)."""
+    """A :class:`~simulation.data.Problem` held by another array library: X (M, N), y (M, 1),
+    w_star (N,) or None."""
 
     X: Any
     y: Any
@@ -71,7 +72,7 @@ def to_backend(problem: Problem, xp: Any, device: Any = None) -> BackendProblem:
     kw = {} if device is None else {"device": device}
     X = xp.asarray(np.ascontiguousarray(problem.X), dtype=dtype, **kw)
     y = xp.reshape(xp.asarray(problem.y, dtype=dtype, **kw), (problem.m, 1))
-    w = None if problem.w_star is None else xp.reshape(xp.asarray(problem.w_star, dtype=dtype, **kw), (1, problem.n))
+    w = None if problem.w_star is None else xp.asarray(problem.w_star, dtype=dtype, **kw)
     return BackendProblem(X, y, problem.n, xp, w)
 
 
@@ -125,140 +126,122 @@ def sphere(W: Any, xp: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class BackendFlowResult:
-    """Outcome of :func:`run_flow`: W (N, B) on the backend; the rest NumPy arrays (B,)."""
+class _DriverPoint:
+    """A :class:`BackendPoint` with NumPy copies of the (B,) numbers the driver's stop rules,
+    records and step control read (energy, mu, rms Riemannian gradient)."""
 
-    W: Any
-    status: np.ndarray
-    stop_time: np.ndarray
+    at: BackendPoint
     energy: np.ndarray
-    q: np.ndarray
+    mu: np.ndarray
     grad_norm: np.ndarray
-    gradient_evaluations: int
-    steps: int
+
+    @property
+    def grad(self) -> Any:
+        return self.at.grad
+
+    @property
+    def rgrad(self) -> Any:
+        return self.at.rgrad
 
 
-def _host(a: Any) -> np.ndarray:
-    return np.asarray(to_numpy(a), dtype=np.float64)
+class BackendArrays(_Arrays):
+    """The driver's arrays (:class:`simulation.flow._Arrays`) on the library of ``bp``:
+    states, stages and gradients on ``device``; column selection by ``xp.take`` on index
+    arrays (no boolean indexing, whose shapes depend on the data)."""
 
+    def __init__(self, bp: BackendProblem, loss: Loss, device: Any = None):
+        self.problem, self.loss, self.xt, self.xp, self.device = bp, loss, None, bp.xp, device
+        self.dtype = np.dtype("float64" if bp.X.dtype == bp.xp.float64 else "float32")
 
-def _spectral_radius(bp, W, point, loss, V, iterations):
-    xp = bp.xp
-    lam = None
-    for _ in range(iterations):
-        V = V / xp.linalg.vector_norm(V, axis=0)
-        HV = hessian_vector_product(bp, W, V, loss, point)
-        lam = xp.linalg.vector_norm(HV, axis=0)
-        V = HV
-    lam = _host(lam)
-    lam = np.where(np.isfinite(lam), lam, 0.0)
-    return 1.2 * lam + 1.0, V
+    def evaluate(self, W):
+        pt = evaluate(self.problem, W, self.loss)
+        gn = to_numpy(self.norm(pt.rgrad)) / np.sqrt(W.shape[0])  # as LandscapePoint.grad_norm
+        return _DriverPoint(pt, to_numpy(pt.energy), to_numpy(pt.mu), gn)
+
+    def hessian_vector_product(self, W, V, point):
+        return hessian_vector_product(self.problem, W, V, self.loss, point.at)
+
+    def norm(self, V):
+        return self.xp.linalg.vector_norm(V, axis=0)
+
+    def sphere(self, W):
+        return sphere(W, self.xp)
+
+    def overlap(self, W) -> np.ndarray:
+        if self.problem.w_star is None:
+            return np.full(W.shape[1], np.nan)
+        return to_numpy(self.problem.w_star @ W / W.shape[0])
+
+    def cast(self, W0):
+        return self.xp.astype(W0, getattr(self.xp, self.dtype.name), copy=True)
+
+    def host(self, a) -> np.ndarray:
+        return to_numpy(a)
+
+    def asarray(self, a: np.ndarray):
+        return self.xp.asarray(a, device=self.device)
+
+    def _indices(self, sel):
+        sel = np.asarray(sel)
+        return self.asarray(np.flatnonzero(sel) if sel.dtype == bool else sel)
+
+    def columns(self, a, sel):
+        return self.xp.take(a, self._indices(sel), axis=a.ndim - 1)
+
+    def put_columns(self, a, sel, values):
+        B = a.shape[1]
+        source = np.arange(B)  # column b of the result: b of a, or B + k of values
+        source[np.flatnonzero(np.asarray(sel))] = B + np.arange(values.shape[1])
+        return self.columns(self.xp.concat([a, values], axis=1), source)
+
+    def hstack(self, a, b):
+        return self.xp.concat([a, b], axis=a.ndim - 1)
+
+    def where(self, mask, a, b):
+        return self.xp.where(self.asarray(mask), a, b)
+
+    def subset(self, point: _DriverPoint, sel) -> _DriverPoint:
+        at = point.at
+        return _DriverPoint(BackendPoint(*(self.columns(x, sel) for x in (at.yhat, at.energy, at.grad, at.mu,
+                                                                          at.rgrad))),
+                            point.energy[sel], point.mu[sel], point.grad_norm[sel])
+
+    def concat(self, a: _DriverPoint, b: _DriverPoint) -> _DriverPoint:
+        pairs = zip((a.at.yhat, a.at.energy, a.at.grad, a.at.mu, a.at.rgrad),
+                    (b.at.yhat, b.at.energy, b.at.grad, b.at.mu, b.at.rgrad))
+        return _DriverPoint(BackendPoint(*(self.hstack(x, y) for x, y in pairs)),
+                            np.concatenate([a.energy, b.energy]), np.concatenate([a.mu, b.mu]),
+                            np.concatenate([a.grad_norm, b.grad_norm]))
+
+    def merge(self, old: _DriverPoint, new: _DriverPoint, take_new: np.ndarray) -> _DriverPoint:
+        if take_new.all():
+            return new
+        pairs = zip((old.at.yhat, old.at.energy, old.at.grad, old.at.mu, old.at.rgrad),
+                    (new.at.yhat, new.at.energy, new.at.grad, new.at.mu, new.at.rgrad))
+        return _DriverPoint(BackendPoint(*(self.where(take_new, y, x) for x, y in pairs)),
+                            np.where(take_new, new.energy, old.energy), np.where(take_new, new.mu, old.mu),
+                            np.where(take_new, new.grad_norm, old.grad_norm))
 
 
 def run_flow(bp: BackendProblem, W0: Any, stop: Any = None, integrator: Any = None,
-             loss: Loss | str | None = None) -> BackendFlowResult:
-    """The adaptive RKC flow of :func:`simulation.flow.run_dynamics` (free protocol,
-    recording only t = 0) for the columns of ``W0`` (a backend array (N, B)), see the module
-    docstring. ``stop``, ``integrator``: :class:`~simulation.flow.StopRules`,
-    :class:`~simulation.flow.Integrator` (method "flow")."""
-    from .flow import (DIVERGENCE_FACTOR, MAX_STEPS, NONFINITE_RETRIES, Integrator, StopRules,
-                       rkc_coefficients, rkc_max_step, rkc_stages)
-
+             loss: Loss | str | None = None, times: np.ndarray | None = None, batching: str = "shared",
+             width: int | None = None, progress: bool = False) -> FlowResult:
+    """:func:`simulation.flow.run_dynamics` (free protocol, no ``decide``) for the columns of
+    ``W0``, a backend array (N, B): the same driver, with the (N, B) arithmetic on the
+    backend (see the module docstring). ``stop``, ``integrator``:
+    :class:`~simulation.flow.StopRules`, :class:`~simulation.flow.Integrator` (flow or gd);
+    ``times``, ``batching``, ``width``, ``progress`` as for ``run_dynamics``. Returns a
+    :class:`~simulation.flow.FlowResult` of NumPy arrays (final states included)."""
     stop = StopRules() if stop is None else stop
     integrator = Integrator() if integrator is None else integrator
-    if integrator.method != "flow":
-        raise InputError("the array backend runs the flow only (method 'flow')")
-    loss = get_loss(loss)
-    xp = bp.xp
-    dtype = W0.dtype
-    dname = "float64" if dtype == xp.float64 else "float32"
-    rtol, atol = integrator.tolerances(dname)
-    grad_tol = stop.gradient_tolerance(dname)
-    n, B = W0.shape
+    _check_options(integrator, "free", None, batching, width)
     namespace(W0)  # InputError naming the extra if array-api-compat is missing
     from array_api_compat import device as device_of
 
-    dev = device_of(W0)  # host arrays sent to the backend go to W0's device (a GPU for torch/cupy)
-    W = sphere(W0, xp)
+    # host arrays sent to the backend go to W0's device (a GPU for torch/cupy)
+    arrays = BackendArrays(bp, get_loss(loss), device_of(W0))
+    return _run(arrays, W0, stop, integrator, times, progress, None, batching, width)
 
-    def overlap(W):
-        if bp.w_star is None:
-            return np.full(B, np.nan)
-        return _host(bp.w_star @ W)[0] / n
 
-    point = evaluate(bp, W, loss)
-    e0 = _host(point.energy)
-    q = overlap(W)
-    n_eval = 9
-    V0 = xp.asarray(np.random.default_rng(0).standard_normal((n, B)).astype(dname), device=dev)
-    rho, V = _spectral_radius(bp, W, point, loss, V0, 8)
-    t = np.zeros(B)
-    h = np.full(B, min(1e-3, 1.0 / rho.max()))
-    failures = np.zeros(B, dtype=int)
-    running = np.ones(B, bool)
-    status = np.full(B, "running", dtype=object)
-    final = {k: np.full(B, np.nan) for k in ("t", "energy", "q", "gn")}
-    since_rho = steps = 0
-    while running.any():
-        energy, gn = _host(point.energy), _host(xp.linalg.vector_norm(point.rgrad, axis=0)) / np.sqrt(n)
-        mu = _host(point.mu)
-        stuck = ((failures >= NONFINITE_RETRIES) | ~(t + h > t)
-                 | (stop.t_max - t > MAX_STEPS * rkc_max_step(integrator.max_stages, rho)))
-        new = np.full(B, "running", dtype=object)
-        new[t >= stop.t_max * (1 - 1e-12)] = "timeout"
-        new[gn <= grad_tol] = "trapped"
-        new[energy > DIVERGENCE_FACTOR * e0] = "diverged"
-        new[(np.abs(q) >= stop.success_overlap) | (energy <= stop.energy_tol)] = "success"
-        new[~(np.isfinite(energy) & np.isfinite(gn) & np.isfinite(mu)) | stuck] = "diverged"
-        done = running & (new != "running")
-        if done.any():
-            status[done] = new[done]
-            for k, v in (("t", t), ("energy", energy), ("q", q), ("gn", gn)):
-                final[k][done] = v[done]
-            running &= ~done
-            if not running.any():
-                break
-        if since_rho >= 25:
-            r_new, V = _spectral_radius(bp, W, point, loss, V, 4)
-            rho = np.where(running, r_new, rho)
-            n_eval += 4
-            since_rho = 0
-        h_step = np.where(running, np.minimum(h, stop.t_max - t), 0.0)
-        s = rkc_stages(float(np.max(h_step[running] * rho[running])), integrator.max_stages)
-        h_step = np.minimum(h_step, rkc_max_step(s, rho))
-        mu_c, nu_c, mut_c, gat_c = (c.astype(dname) for c in rkc_coefficients(s))
-        hs = xp.asarray(h_step.astype(dname), device=dev)
-        F0 = -point.rgrad
-        Y_jm2 = W
-        Y_jm1 = W + (float(mut_c[1]) * hs) * F0
-        for j in range(2, s + 1):
-            F_jm1 = -evaluate(bp, Y_jm1, loss).rgrad
-            Y_j = (float(1 - mu_c[j] - nu_c[j]) * W + float(mu_c[j]) * Y_jm1 + float(nu_c[j]) * Y_jm2
-                   + hs * (float(mut_c[j]) * F_jm1 + float(gat_c[j]) * F0))
-            Y_jm2, Y_jm1 = Y_jm1, Y_j
-        W_new = sphere(Y_jm1, xp)
-        new_point = evaluate(bp, W_new, loss)
-        n_eval += s
-        steps += 1
-        since_rho += 1
-        h64 = xp.asarray(h_step, device=dev)
-        est = xp.astype(0.8 * (W - W_new), xp.float64) + 0.4 * h64 * xp.astype(F0 - new_point.rgrad, xp.float64)
-        scale = atol + rtol * xp.maximum(xp.abs(W), xp.abs(W_new))
-        err = np.sqrt(_host(xp.mean((est / xp.astype(scale, xp.float64)) ** 2, axis=0)))
-        finite = np.isfinite(err)
-        err = np.where(finite, err, np.inf)
-        failures = np.where(finite, 0, failures + 1)
-        accept = (err <= 1.0) & running
-        fac = np.clip(0.8 * np.maximum(err, 1e-10) ** (-1.0 / 3.0), 0.1, 5.0)
-        truncated = h_step < h
-        h = np.where(running, np.where(accept & truncated, np.maximum(h, h_step * fac), h_step * fac), h)
-        take = xp.asarray(accept, device=dev)
-        W = xp.where(take, W_new, W)
-        t = np.where(accept, t + h_step, t)
-        point = BackendPoint(*(xp.where(take, b, a) for a, b in
-                               ((point.yhat, new_point.yhat), (point.energy, new_point.energy),
-                                (point.grad, new_point.grad), (point.mu, new_point.mu),
-                                (point.rgrad, new_point.rgrad))))
-        q = overlap(W)
-    return BackendFlowResult(W, status.astype(str), final["t"], final["energy"], final["q"], final["gn"],
-                             n_eval, steps)
+#: the name of the result of :func:`run_flow` before it was the driver of run_dynamics
+BackendFlowResult = FlowResult

@@ -27,6 +27,11 @@ replicas marked "interrupted").
 Protocols (simulation.protocols): ``free``, the flow above; ``orthogonal``, the same flow
 restricted exactly to the sphere of W orthogonal to W* (q = 0), run on the reduced problem
 of dimension N-1 and lifted back.
+
+One driver per method (``_run_rkc``, ``_run_gd``) does its (N, B) arithmetic through an
+``_Arrays`` object: NumPy and simulation.landscape here (the bits of every stored run), or
+an array-API library (simulation.backend.run_flow, e.g. a GPU); the per-replica control is
+NumPy in both.
 """
 from __future__ import annotations
 
@@ -283,6 +288,87 @@ def rkc_max_step(s: int, rho: np.ndarray) -> np.ndarray:
     return ((s - 1) ** 2 - 1.0) / (1.54 * rho)
 
 
+class _Arrays:
+    """Where the driver's (N, B) and (M, B) arrays live and how the landscape is evaluated
+    on them: NumPy and :mod:`simulation.landscape` (this class: the arithmetic of every
+    stored run), or an array-API library (:class:`simulation.backend.BackendArrays`). The
+    (B,) control arrays of the drivers (times, step sizes, errors, statuses, the stop rules'
+    energy, mu, gradient norm and q) are NumPy arrays in both: ``host`` brings a (B,) or
+    (N, B) array of the library to NumPy, ``asarray`` sends a NumPy array to the library
+    (here both are the identity). A point returned by ``evaluate`` has NumPy ``energy``,
+    ``mu``, ``grad_norm`` and the library's ``grad``, ``rgrad``.
+
+    ``xt``: the contiguous X.T of :func:`~simulation.landscape.evaluate` (independent
+    batching), used by every evaluation.
+    """
+
+    xp = np
+
+    def __init__(self, problem: Problem, loss: Loss, xt: np.ndarray | None = None):
+        self.problem, self.loss, self.xt = problem, loss, xt
+        self.dtype = np.dtype(problem.dtype)
+
+    def evaluate(self, W):
+        return evaluate(self.problem, W, self.loss, self.xt)
+
+    def hessian_vector_product(self, W, V, point):
+        return hessian_vector_product(self.problem, W, V, self.loss, point, self.xt)
+
+    def norm(self, V):
+        """Column norms, on the library."""
+        return np.linalg.norm(V, axis=0)
+
+    def sphere(self, W):
+        return project_sphere(W)
+
+    def overlap(self, W) -> np.ndarray:
+        """q per column, NumPy (NaN without the teacher)."""
+        return teacher_overlap(self.problem, W)
+
+    def cast(self, W0):
+        """A copy of the starts in the problem's dtype."""
+        return W0.astype(self.dtype, copy=True)
+
+    def host(self, a) -> np.ndarray:
+        return a
+
+    def asarray(self, a: np.ndarray):
+        return a
+
+    def columns(self, a, sel):
+        """Columns ``sel`` (boolean mask or indices) of a (K, B) array."""
+        return a[:, sel]
+
+    def put_columns(self, a, sel, values):
+        """A copy of ``a`` with columns ``sel`` replaced by ``values``."""
+        a = a.copy()
+        a[:, sel] = values
+        return a
+
+    def hstack(self, a, b):
+        return np.hstack([a, b])
+
+    def where(self, mask: np.ndarray, a, b):
+        """Column b of ``a`` where mask[b], else of ``b``."""
+        return np.where(mask, a, b)
+
+    def subset(self, point: LandscapePoint, sel) -> LandscapePoint:
+        return LandscapePoint(point.yhat[:, sel], point.energy[sel], point.grad[:, sel],
+                              point.mu[sel], point.rgrad[:, sel])
+
+    def concat(self, a: LandscapePoint, b: LandscapePoint) -> LandscapePoint:
+        return LandscapePoint(np.hstack([a.yhat, b.yhat]), np.concatenate([a.energy, b.energy]),
+                              np.hstack([a.grad, b.grad]), np.concatenate([a.mu, b.mu]),
+                              np.hstack([a.rgrad, b.rgrad]))
+
+    def merge(self, old: LandscapePoint, new: LandscapePoint, take_new: np.ndarray) -> LandscapePoint:
+        if take_new.all():
+            return new
+        return LandscapePoint(*(np.where(take_new, b, a) for a, b in
+                                ((old.yhat, new.yhat), (old.energy, new.energy), (old.grad, new.grad),
+                                 (old.mu, new.mu), (old.rgrad, new.rgrad))))
+
+
 def spectral_radius(problem: Problem, W: np.ndarray, point: LandscapePoint, loss: Loss,
                     V0: np.ndarray | None = None, iterations: int = 8,
                     xt: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -292,13 +378,24 @@ def spectral_radius(problem: Problem, W: np.ndarray, point: LandscapePoint, loss
     Returns (estimate with a 20% safety margin, last iterate for warm starts). ``xt``: the
     contiguous X.T of :func:`~simulation.landscape.evaluate`.
     """
-    V = V0 if V0 is not None else np.random.default_rng(0).standard_normal(W.shape).astype(W.dtype)
+    V = V0 if V0 is not None else _power_start(W.shape, W.dtype)
+    return _power_iteration(_Arrays(problem, loss, xt), W, point, V, iterations)
+
+
+def _power_start(shape: tuple[int, int], dtype) -> np.ndarray:
+    """The power iteration's start vectors (seed 0), NumPy."""
+    return np.random.default_rng(0).standard_normal(shape).astype(dtype)
+
+
+def _power_iteration(arrays: _Arrays, W, point, V, iterations: int):
+    """:func:`spectral_radius` on ``arrays``: (estimate, NumPy (B,); last iterate, the library's)."""
     lam = np.zeros(W.shape[1])
     for _ in range(iterations):
-        V = V / np.linalg.norm(V, axis=0)
-        HV = hessian_vector_product(problem, W, V, loss, point, xt)
-        lam = np.linalg.norm(HV, axis=0)
+        V = V / arrays.norm(V)
+        HV = arrays.hessian_vector_product(W, V, point)
+        lam = arrays.norm(HV)
         V = HV
+    lam = arrays.host(lam)
     lam = np.where(np.isfinite(lam), lam, 0.0)  # a non-finite replica stops as diverged
     return 1.2 * lam + 1.0, V
 
@@ -400,6 +497,20 @@ def run_dynamics(
         On Ctrl-C, with the result so far.
     """
     check_protocol(protocol)
+    _check_options(integrator, protocol, decide, batching, width)
+    loss = get_loss(loss)
+    W0 = np.asarray(W0)
+    if protocol == "orthogonal":
+        _check_start_shape(W0, problem.n)
+        _check_starts(W0.astype(problem.dtype))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return _run_orthogonal(problem, W0, stop, integrator, loss, times, progress)
+    xt = np.ascontiguousarray(problem.X.T) if batching == "independent" else None
+    return _run(_Arrays(problem, loss, xt), W0, stop, integrator, times, progress, decide, batching, width)
+
+
+def _check_options(integrator: Integrator, protocol: str, decide, batching: str, width) -> None:
+    """InputError for a combination of run_dynamics' options that does not exist."""
     if batching not in ("shared", "independent"):
         raise InputError(f"unknown batching {batching!r}; use 'shared' or 'independent'")
     if batching != "shared" and (protocol != "free" or integrator.method != "flow"):
@@ -408,22 +519,27 @@ def run_dynamics(
         raise InputError(f"width needs batching='independent' and an integer >= 1, got {width!r}")
     if decide is not None and protocol != "free":
         raise InputError("an early-decision rule (decide) needs the free protocol")
-    loss = get_loss(loss)
-    W0 = np.asarray(W0)
-    if W0.ndim != 2 or W0.shape[0] != problem.n:
-        raise InputError(f"starts must have shape (N={problem.n}, B), got {W0.shape}")
-    _check_starts(W0.astype(problem.dtype))
+
+
+def _check_start_shape(W0, n: int) -> None:
+    if len(W0.shape) != 2 or W0.shape[0] != n:
+        raise InputError(f"starts must have shape (N={n}, B), got {tuple(W0.shape)}")
+
+
+def _run(arrays: _Arrays, W0, stop: StopRules, integrator: Integrator, times, progress: bool,
+         decide: Decider | None, batching: str, width: int | None) -> FlowResult:
+    """The free protocol of :func:`run_dynamics` on ``arrays`` (NumPy, or an array-API
+    library: :func:`simulation.backend.run_flow`), options already checked."""
+    _check_start_shape(W0, arrays.problem.n)
+    _check_starts(arrays.host(W0).astype(arrays.dtype))
     # overflow and 0/0 are detected (status "diverged"), not warned about at every step
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if protocol == "orthogonal":
-            return _run_orthogonal(problem, W0, stop, integrator, loss, times, progress)
         times = log_time_grid(stop.t_max) if times is None else np.sort(np.asarray(times, float))
         times = times[times <= stop.t_max]
-        dtype = problem.dtype
-        W = project_sphere(W0.astype(dtype, copy=True))
+        W = arrays.sphere(arrays.cast(W0))
         if integrator.method == "flow":
-            return _run_rkc(problem, W, stop, integrator, loss, times, progress, decide, batching, width)
-        return _run_gd(problem, W, stop, integrator, loss, times, progress, decide)
+            return _run_rkc(arrays, W, stop, integrator, times, progress, decide, batching, width)
+        return _run_gd(arrays, W, stop, integrator, times, progress, decide)
 
 
 def describe_replicas(indices: Sequence[int] | np.ndarray) -> str:
@@ -483,19 +599,26 @@ def _progress_bar(progress: bool, B: int, method: str):
 
 
 class _Finals:
-    """Final per-replica values, written when a replica stops."""
+    """Final per-replica values (NumPy), written when a replica stops."""
 
-    def __init__(self, W: np.ndarray):
-        B = W.shape[1]
-        self.W = W.copy()
+    def __init__(self, arrays: _Arrays, W):
+        self.arrays = arrays
+        self.W = arrays.host(W).copy()
+        B = self.W.shape[1]
         self.status = np.full(B, STATUS_RUNNING)
         self.time, self.energy, self.q, self.mu, self.gn = (np.full(B, np.nan) for _ in range(5))
 
     def store(self, idx, W, status, t, point, q):
-        self.W[:, idx] = W
+        self.W[:, idx] = self.arrays.host(W)
         self.status[idx] = status
         self.time[idx], self.energy[idx], self.q[idx] = t, point.energy, q
         self.mu[idx], self.gn[idx] = point.mu, point.grad_norm
+
+    def stop(self, idx, W, status, t, point, q, sel):
+        """Store the replicas ``sel`` (a mask over the running replicas idx)."""
+        a = self.arrays
+        self.store(idx[sel], a.columns(W, sel), status[sel] if np.ndim(status) else status, t[sel],
+                   a.subset(point, sel), q[sel])
 
 
 def _result(finals: _Finals, rec: _Recorder, n_eval, steps, rejected, t0, method, **extra) -> FlowResult:
@@ -511,18 +634,17 @@ def _interrupted(finals: _Finals, snapshot, result) -> RunInterrupted:
     idx, W, t, point, q = snapshot
     running = finals.status[idx] == STATUS_RUNNING
     if running.any():
-        finals.store(idx[running], W[:, running], STATUS_INTERRUPTED, t[running], _subset(point, running),
-                     q[running])
+        finals.stop(idx, W, STATUS_INTERRUPTED, t, point, q, running)
     return RunInterrupted(result())
 
 
-def _rkc_step_own(problem, W, F0, hs, S, loss, xt=None):
+def _rkc_step_own(arrays: _Arrays, W, F0, hs: np.ndarray, S: np.ndarray):
     """One RKC step in which replica b takes its own S[b] stages (its own coefficients).
 
     Stage j evaluates only the replicas with S[b] >= j: the columns are ordered by stage
     count (descending) so that these are a prefix, and each replica's arithmetic is that
-    of an s = S[b] step alone (docs/numerics.md, issue 17). Returns the unprojected
-    final stages (N, B) and the evaluations of the batch (max S).
+    of an s = S[b] step alone (docs/numerics.md, issue 17). ``hs``, ``S``: NumPy (B,).
+    Returns the unprojected final stages (N, B) and the evaluations of the batch (max S).
     """
     B = W.shape[1]
     order = np.argsort(-S, kind="stable")
@@ -535,12 +657,12 @@ def _rkc_step_own(problem, W, F0, hs, S, loss, xt=None):
         cols = S_o == s
         for k, c in enumerate(rkc_coefficients(int(s))):
             coef[k, : s + 1, cols] = c
-    coef = coef.astype(problem.dtype)
-    mu_c, nu_c, mut_c, gat_c = coef
-    W_o, F0_o, hs_o = W[:, order], F0[:, order], hs[order]
-    final = np.empty_like(W_o)
+    coef = arrays.asarray(coef.astype(arrays.dtype))
+    mu_c, nu_c, mut_c, gat_c = (coef[k, ...] for k in range(4))
+    W_o, F0_o, hs_o = arrays.columns(W, order), arrays.columns(F0, order), arrays.asarray(hs[order])
+    final = arrays.xp.empty_like(W_o)
     Y_jm2 = W_o
-    Y_jm1 = W_o + (mut_c[1] * hs_o) * F0_o
+    Y_jm1 = W_o + (mut_c[1, :] * hs_o) * F0_o
     k = B
     for j in range(2, s_max + 1):
         k_j = int(np.count_nonzero(S_o >= j))
@@ -549,44 +671,64 @@ def _rkc_step_own(problem, W, F0, hs, S, loss, xt=None):
             k = k_j
             Y_jm1, Y_jm2 = Y_jm1[:, :k], Y_jm2[:, :k]
         c = slice(0, k)
-        F_jm1 = -evaluate(problem, Y_jm1, loss, xt).rgrad
+        F_jm1 = -arrays.evaluate(Y_jm1).rgrad
         Y_j = ((1 - mu_c[j, c] - nu_c[j, c]) * W_o[:, c] + mu_c[j, c] * Y_jm1 + nu_c[j, c] * Y_jm2
                + hs_o[c] * (mut_c[j, c] * F_jm1 + gat_c[j, c] * F0_o[:, c]))
         Y_jm2, Y_jm1 = Y_jm1, Y_j
     final[:, :k] = Y_jm1
-    return final[:, inverse], s_max
+    return arrays.columns(final, inverse), s_max
 
 
-def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, batching="shared",
+def _rkc_step_shared(arrays: _Arrays, W, F0, hs: np.ndarray, s: int):
+    """One s-stage RKC step of the batch (every replica the same stages). Kept apart from
+    :func:`_rkc_step_own`: run through it (the same arithmetic on reordered copies) the
+    stored runs change in the last bits. Returns the unprojected final stage (N, B)."""
+    # stages in the problem's precision (float64 coefficients would upcast float32); the
+    # coefficients as Python floats (exact) so that any library takes them
+    mu_c, nu_c, mut_c, gat_c = (c.astype(arrays.dtype) for c in rkc_coefficients(s))
+    hs = arrays.asarray(hs)
+    Y_jm2 = W
+    Y_jm1 = W + (float(mut_c[1]) * hs) * F0
+    for j in range(2, s + 1):
+        F_jm1 = -arrays.evaluate(Y_jm1).rgrad
+        Y_j = (float(1 - mu_c[j] - nu_c[j]) * W + float(mu_c[j]) * Y_jm1 + float(nu_c[j]) * Y_jm2
+               + hs * (float(mut_c[j]) * F_jm1 + float(gat_c[j]) * F0))
+        Y_jm2, Y_jm1 = Y_jm1, Y_j
+    return Y_jm1
+
+
+def _run_rkc(arrays: _Arrays, W, stop, integrator, times, progress, decide=None, batching="shared",
              width=None) -> FlowResult:
+    """The adaptive RKC driver, on ``arrays`` (see :class:`_Arrays`): the (N, B) states,
+    stages and gradients on its library, the per-replica control in NumPy."""
     t_start = time.perf_counter()
     B = W.shape[1]
-    rtol, atol = integrator.tolerances(problem.dtype)
-    grad_tol = stop.gradient_tolerance(problem.dtype)
-    rec, finals = _Recorder(times, B), _Finals(W)
+    dtype = arrays.dtype
+    rtol, atol = integrator.tolerances(dtype)
+    grad_tol = stop.gradient_tolerance(dtype)
+    rec, finals = _Recorder(times, B), _Finals(arrays, W)
     bar = _progress_bar(progress, B, "flow")
 
     own = batching == "independent"
-    xt = np.ascontiguousarray(problem.X.T) if own else None
     width = B if width is None else min(int(width), B)
     W_all, queue = W, np.arange(width, B)  # queue: starts not yet admitted (independent batching)
     admit_min = max(1, width // 4)  # admitted in groups of at least this many (fewer, wider products)
     idx = np.arange(width)  # replicas still running; W, F, t, h below are restricted to them
-    W = W_all[:, idx]
+    W = arrays.columns(W_all, idx)
     t = np.zeros(width)
-    point = evaluate(problem, W, loss, xt)
+    point = arrays.evaluate(W)
     e0 = np.full(B, np.nan)  # start energies of all B replicas (the growth rule)
     e0[idx] = point.energy
-    q = teacher_overlap(problem, W)
+    q = arrays.overlap(W)
     n_eval, steps, rejected = 1, 0, 0
     rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=True)
     if own:  # every replica starts as it would alone: same power-iteration start, own step
-        V0 = np.random.default_rng(0).standard_normal((W.shape[0], 1)).astype(W.dtype)
-        rho, V_power = spectral_radius(problem, W, point, loss, np.repeat(V0, width, axis=1), xt=xt)
+        V0 = _power_start((W.shape[0], 1), dtype)
+        rho, V_power = _power_iteration(arrays, W, point, arrays.asarray(np.repeat(V0, width, axis=1)), 8)
         h = np.minimum(1e-3, 1.0 / rho)
         since_own = np.zeros(width, int)  # steps since each replica's last spectral radius
     else:
-        rho, V_power = spectral_radius(problem, W, point, loss)
+        rho, V_power = _power_iteration(arrays, W, point, arrays.asarray(_power_start(W.shape, dtype)), 8)
         h = np.full(B, min(1e-3, 1.0 / rho.max()))
     n_eval += 8
     failures = np.zeros(width, dtype=int)  # consecutive steps whose trial state was not finite
@@ -607,36 +749,38 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
                 # refill: new starts enter as they would start alone (own evaluation, power
                 # iteration, step size), then run with the others
                 new, queue = queue[:width - idx.size], queue[width - idx.size:]
-                Wn = W_all[:, new]
-                pn = evaluate(problem, Wn, loss, xt)
+                Wn = arrays.columns(W_all, new)
+                pn = arrays.evaluate(Wn)
                 e0[new] = pn.energy
-                qn = teacher_overlap(problem, Wn)
+                qn = arrays.overlap(Wn)
                 rec.record(new, np.zeros(new.size), pn.energy, qn, pn.mu, pn.grad_norm, exact=True)
-                rho_n, V_n = spectral_radius(problem, Wn, pn, loss, np.repeat(V0, new.size, axis=1), xt=xt)
+                rho_n, V_n = _power_iteration(arrays, Wn, pn, arrays.asarray(np.repeat(V0, new.size, axis=1)), 8)
                 n_eval += 9
-                idx, W, t = np.concatenate([idx, new]), np.hstack([W, Wn]), np.concatenate([t, np.zeros(new.size)])
+                idx, W, t = np.concatenate([idx, new]), arrays.hstack(W, Wn), np.concatenate([t, np.zeros(new.size)])
                 h = np.concatenate([h, np.minimum(1e-3, 1.0 / rho_n)])
-                q, rho, V_power = np.concatenate([q, qn]), np.concatenate([rho, rho_n]), np.hstack([V_power, V_n])
+                q, rho, V_power = np.concatenate([q, qn]), np.concatenate([rho, rho_n]), arrays.hstack(V_power, V_n)
                 failures = np.concatenate([failures, np.zeros(new.size, int)])
                 since_own = np.concatenate([since_own, np.zeros(new.size, int)])
-                point = _concat(point, pn)
+                point = arrays.concat(point, pn)
             snapshot = (idx, W, t, point, q)
             stuck = ((failures >= NONFINITE_RETRIES) | ~(t + h > t)  # the step underflowed or is NaN
                      | (stop.t_max - t > MAX_STEPS * rkc_max_step(integrator.max_stages, rho)))
             status = _stop_status(point, q, t >= stop.t_max * (1 - 1e-12), stop, grad_tol, e0[idx], stuck)
-            status, spent = _apply_decider(decide, status, problem, loss, idx, t, W, point, q, n_eval, early)
+            status, spent = _apply_decider(decide, status, arrays.problem, arrays.loss, idx, t, W, point, q,
+                                           n_eval, early)
             n_eval += spent
             own_evals[idx] += spent
             done = status != STATUS_RUNNING
             if done.any():
-                finals.store(idx[done], W[:, done], status[done], t[done],
-                             _subset(point, done), q[done])
+                finals.stop(idx, W, status, t, point, q, done)
+                # stopped replicas are removed (columns taken by index on other libraries)
                 keep = ~done
-                idx, W, t, h, q, rho, V_power = idx[keep], W[:, keep], t[keep], h[keep], q[keep], rho[keep], V_power[:, keep]
+                idx, t, h, q, rho = idx[keep], t[keep], h[keep], q[keep], rho[keep]
+                W, V_power = arrays.columns(W, keep), arrays.columns(V_power, keep)
                 failures = failures[keep]
                 if own:
                     since_own = since_own[keep]
-                point = _subset(point, keep)
+                point = arrays.subset(point, keep)
                 if bar is not None:
                     bar.update(int(done.sum()))
                 if not idx.size:
@@ -644,17 +788,19 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
             if own:  # each replica re-estimates after 25 of its own steps, as alone
                 due = since_own >= 25
                 if due.all():
-                    rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4, xt=xt)
+                    rho, V_power = _power_iteration(arrays, W, point, V_power, 4)
                 elif due.any():
-                    rho, V_power = rho.copy(), V_power.copy()
-                    rho[due], V_power[:, due] = spectral_radius(problem, W[:, due], _subset(point, due), loss,
-                                                                V_power[:, due], iterations=4, xt=xt)
+                    rho_due, V_due = _power_iteration(arrays, arrays.columns(W, due), arrays.subset(point, due),
+                                                      arrays.columns(V_power, due), 4)
+                    rho = rho.copy()
+                    rho[due] = rho_due
+                    V_power = arrays.put_columns(V_power, due, V_due)
                 if due.any():
                     n_eval += 4
                     own_evals[idx[due]] += 4
                     since_own[due] = 0
             elif since_rho >= 25:
-                rho, V_power = spectral_radius(problem, W, point, loss, V_power, iterations=4, xt=xt)
+                rho, V_power = _power_iteration(arrays, W, point, V_power, 4)
                 n_eval += 4
                 own_evals[idx] += 4
                 since_rho = 0
@@ -666,25 +812,13 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
             if own:  # each replica its own stage count (a stiff one no longer sets everyone's)
                 S = rkc_stages(h_step * rho, integrator.max_stages)
                 h_step = np.minimum(h_step, rkc_max_step(S, rho))
-                Y_final, s = _rkc_step_own(problem, W, F0, h_step.astype(problem.dtype), S, loss, xt)
-                W_new = project_sphere(Y_final)
+                Y_final, s = _rkc_step_own(arrays, W, F0, h_step.astype(dtype), S)
             else:
-                # the shared-stage loop is kept apart from _rkc_step_own: run through it (same
-                # arithmetic on reordered copies) the stored runs change in the last bits
                 S = s = rkc_stages(float(np.max(h_step * rho)), integrator.max_stages)
                 h_step = np.minimum(h_step, rkc_max_step(s, rho))
-                # stages in the problem's precision (float64 coefficients would upcast float32)
-                mu_c, nu_c, mut_c, gat_c = (c.astype(problem.dtype) for c in rkc_coefficients(s))
-                hs = h_step.astype(problem.dtype)
-                Y_jm2 = W
-                Y_jm1 = W + (mut_c[1] * hs) * F0
-                for j in range(2, s + 1):
-                    F_jm1 = -evaluate(problem, Y_jm1, loss).rgrad
-                    Y_j = ((1 - mu_c[j] - nu_c[j]) * W + mu_c[j] * Y_jm1 + nu_c[j] * Y_jm2
-                           + hs * (mut_c[j] * F_jm1 + gat_c[j] * F0))
-                    Y_jm2, Y_jm1 = Y_jm1, Y_j
-                W_new = project_sphere(Y_jm1)
-            new_point = evaluate(problem, W_new, loss, xt)
+                Y_final = _rkc_step_shared(arrays, W, F0, h_step.astype(dtype), s)
+            W_new = arrays.sphere(Y_final)
+            new_point = arrays.evaluate(W_new)
             n_eval += s
             own_evals[idx] += S
             steps += 1
@@ -693,9 +827,11 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
                 since_own += 1
             step_log.append((float(np.min(t)), float(np.median(h_step)), s, idx.size))
 
-            est = 0.8 * (W - W_new) + 0.4 * h_step * (F0 - new_point.rgrad)
-            scale = atol + rtol * np.maximum(np.abs(W), np.abs(W_new))
-            err = np.sqrt(np.mean((est / scale) ** 2, axis=0))
+            # embedded error estimate in float64 (h_step is), rms over the components
+            xp = arrays.xp
+            est = 0.8 * (W - W_new) + 0.4 * arrays.asarray(h_step) * (F0 - new_point.rgrad)
+            scale = atol + rtol * xp.maximum(xp.abs(W), xp.abs(W_new))
+            err = np.sqrt(arrays.host(xp.mean((est / scale) ** 2, axis=0)))
             finite = np.isfinite(err)  # a non-finite trial state: rejected, the step cut tenfold
             err = np.where(finite, err, np.inf)
             failures = np.where(finite, 0, failures + 1)
@@ -705,10 +841,10 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
             truncated = h_step < h
             h = np.where(accept & truncated, np.maximum(h, h_step * fac), h_step * fac)
 
-            W = np.where(accept, W_new, W)
+            W = arrays.where(accept, W_new, W)
             t = np.where(accept, t + h_step, t)
-            point = _merge(point, new_point, accept)
-            q = teacher_overlap(problem, W)
+            point = arrays.merge(point, new_point, accept)
+            q = arrays.overlap(W)
             if accept.any():
                 a = np.flatnonzero(accept)
                 rec.record(idx[a], t[a], point.energy[a], q[a], point.mu[a], point.grad_norm[a], exact=True)
@@ -721,61 +857,45 @@ def _run_rkc(problem, W, stop, integrator, loss, times, progress, decide=None, b
     return result()
 
 
-def _concat(a: LandscapePoint, b: LandscapePoint) -> LandscapePoint:
-    return LandscapePoint(np.hstack([a.yhat, b.yhat]), np.concatenate([a.energy, b.energy]),
-                          np.hstack([a.grad, b.grad]), np.concatenate([a.mu, b.mu]), np.hstack([a.rgrad, b.rgrad]))
-
-
-def _subset(point: LandscapePoint, mask) -> LandscapePoint:
-    return LandscapePoint(point.yhat[:, mask], point.energy[mask], point.grad[:, mask],
-                          point.mu[mask], point.rgrad[:, mask])
-
-
-def _merge(old: LandscapePoint, new: LandscapePoint, take_new) -> LandscapePoint:
-    if take_new.all():
-        return new
-    return LandscapePoint(*(np.where(take_new, b, a) for a, b in
-                            ((old.yhat, new.yhat), (old.energy, new.energy), (old.grad, new.grad),
-                             (old.mu, new.mu), (old.rgrad, new.rgrad))))
-
-
-def _run_gd(problem, W, stop, integrator, loss, times, progress, decide=None) -> FlowResult:
+def _run_gd(arrays: _Arrays, W, stop, integrator, times, progress, decide=None) -> FlowResult:
     t_start = time.perf_counter()
     B = W.shape[1]
     lr = integrator.lr
-    grad_tol = stop.gradient_tolerance(problem.dtype)
-    rec, finals = _Recorder(times, B), _Finals(W)
+    lr_w = float(arrays.dtype.type(lr))  # the learning rate in the states' precision
+    grad_tol = stop.gradient_tolerance(arrays.dtype)
+    rec, finals = _Recorder(times, B), _Finals(arrays, W)
     bar = _progress_bar(progress, B, "gd")
     idx = np.arange(B)
     k = 0
-    point = evaluate(problem, W, loss)
+    point = arrays.evaluate(W)
     e0 = point.energy  # start energies of all B replicas (the growth rule)
     n_eval = 1
     early = np.zeros(B, bool)
-    snapshot = (idx, W, np.zeros(B), point, teacher_overlap(problem, W))
+    snapshot = (idx, W, np.zeros(B), point, arrays.overlap(W))
     try:
         while True:
             # time k lr, never past t_max (k lr can exceed it by rounding)
             t = np.full(idx.size, min(k * lr, stop.t_max))
-            q = teacher_overlap(problem, W)
+            q = arrays.overlap(W)
             snapshot = (idx, W, t, point, q)
             rec.record(idx, t, point.energy, q, point.mu, point.grad_norm, exact=False)
             # timeout at the last step whose time stays within t_max
             timed_out = np.full(idx.size, (k + 1) * lr > stop.t_max * (1 + 1e-12))
             status = _stop_status(point, q, timed_out, stop, grad_tol, e0[idx])
-            status, spent = _apply_decider(decide, status, problem, loss, idx, t, W, point, q, n_eval, early)
+            status, spent = _apply_decider(decide, status, arrays.problem, arrays.loss, idx, t, W, point, q,
+                                           n_eval, early)
             n_eval += spent
             done = status != STATUS_RUNNING
             if done.any():
-                finals.store(idx[done], W[:, done], status[done], t[done], _subset(point, done), q[done])
-                idx, W = idx[~done], W[:, ~done]
-                point = _subset(point, ~done)
+                finals.stop(idx, W, status, t, point, q, done)
+                idx, W = idx[~done], arrays.columns(W, ~done)
+                point = arrays.subset(point, ~done)
                 if bar is not None:
                     bar.update(int(done.sum()))
             if not idx.size:
                 break
-            W = project_sphere(W - W.dtype.type(lr) * point.grad)
-            point = evaluate(problem, W, loss)
+            W = arrays.sphere(W - lr_w * point.grad)
+            point = arrays.evaluate(W)
             n_eval += 1
             k += 1
     except KeyboardInterrupt:

@@ -52,24 +52,60 @@ def test_backend_landscape_matches_numpy(dtype, rtol):
                                    np.sqrt(48), rtol=1e-6)
 
 
+# tolerances of the backend runs against run_dynamics: (stop times relative, q and W absolute)
+_FLOW_TOL = {"float64": (1e-10, 1e-10), "float32": (1e-4, 1e-5)}
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_backend_flow_matches_run_dynamics(dtype):
-    """The array-API flow gives run_dynamics' numbers (protocol settings, recording only
-    t = 0): same statuses, stop times and overlaps to rounding; in float64 the same evaluations."""
+@pytest.mark.parametrize("options", [{"times": np.array([0.0])}, {}, {"batching": "independent", "width": 2},
+                                     {"method": "gd"}], ids=["t0", "log-grid", "independent-refill", "gd"])
+def test_backend_flow_matches_run_dynamics(dtype, options):
+    """run_flow is run_dynamics' driver on the backend: at the protocol's settings the same
+    statuses, steps and evaluation counts (float64 and float32: the driver's control is the
+    same NumPy code on the same numbers to rounding), stop times, overlaps and final states
+    to rounding; the recorded trajectory too."""
     spaces = _namespaces()
     if not spaces:
         pytest.skip("array-api-compat / array_api_strict not installed (extra 'array')")
     from simulation.flow import Integrator, StopRules, run_dynamics
 
-    stop, integ = StopRules(t_max=30, success_overlap=0.9), Integrator(rtol=1e-2, atol=1e-3)
+    options = dict(options)
+    if options.pop("method", None) == "gd":
+        stop, integ = StopRules(t_max=10, success_overlap=0.9), Integrator(method="gd", lr=0.02)
+    else:
+        stop, integ = StopRules(t_max=30, success_overlap=0.9), Integrator(rtol=1e-2, atol=1e-3)
     p = make_problem(48, 5.0, seed=7, dtype=dtype)
-    W0 = random_starts(48, 3, seed=7, dtype=dtype)
-    ref = run_dynamics(p, W0, stop, integ, times=np.array([0.0]))
+    W0 = random_starts(48, 5 if "width" in options else 3, seed=7, dtype=dtype)
+    ref = run_dynamics(p, W0, stop, integ, **options)
+    t_tol, tol = _FLOW_TOL[dtype]
     for xp in spaces:
-        got = backend.run_flow(backend.to_backend(p, xp), xp.asarray(W0), stop, integ)
+        got = backend.run_flow(backend.to_backend(p, xp), xp.asarray(W0), stop, integ, **options)
         assert list(got.status) == list(ref.status)
-        # float64: the same steps; float32: rounding (mu is summed in another order) moves the
-        # step sequence slightly
-        assert got.gradient_evaluations == pytest.approx(ref.gradient_evaluations, rel=0 if dtype == "float64" else 0.05)
-        np.testing.assert_allclose(got.stop_time, ref.stop_time, rtol=1e-4)
-        np.testing.assert_allclose(got.q, ref.q, atol=1e-4)
+        assert (got.gradient_evaluations, got.steps, got.rejected_steps) == (
+            ref.gradient_evaluations, ref.steps, ref.rejected_steps)
+        assert isinstance(got.W, np.ndarray) and got.W.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got.stop_time, ref.stop_time, rtol=t_tol)
+        np.testing.assert_allclose(got.q, ref.q, atol=tol)
+        np.testing.assert_allclose(got.W, ref.W, atol=10 * tol)
+        np.testing.assert_array_equal(got.trajectory.recorded, ref.trajectory.recorded)
+        np.testing.assert_allclose(got.trajectory.energy, ref.trajectory.energy, rtol=tol)
+
+
+def test_backend_flow_refuses_what_is_not_ported():
+    """No orthogonal protocol or decide hook on the backend (no such arguments); a bad
+    option or start shape is the InputError of run_dynamics."""
+    spaces = _namespaces()
+    if not spaces:
+        pytest.skip("array-api-compat / array_api_strict not installed (extra 'array')")
+    from simulation.flow import StopRules
+    from theory.errors import InputError
+
+    xp = spaces[0]
+    bp = backend.to_backend(make_problem(16, 4.0, seed=1), xp)
+    W0 = xp.asarray(random_starts(16, 2, seed=1))
+    with pytest.raises(InputError, match="width needs batching='independent'"):
+        backend.run_flow(bp, W0, StopRules(t_max=1), width=1)
+    with pytest.raises(InputError, match="starts must have shape"):
+        backend.run_flow(bp, xp.asarray(random_starts(8, 2, seed=1)), StopRules(t_max=1))
+    with pytest.raises(InputError, match="not finite"):
+        backend.run_flow(bp, W0 * float("nan"), StopRules(t_max=1))
