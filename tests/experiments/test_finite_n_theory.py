@@ -69,3 +69,30 @@ def test_table_entry_is_refined_only_when_its_bracket_is_wider_than_asked(tmp_pa
     assert calls == [0.005]                                   # now 0.0025 <= 0.005: cached
     study.compute_critical_table([6.0], 2.0, [0], path, dataclasses.replace(cfg, width=0.001), progress=False)
     assert calls == [0.005, 0.001]
+
+
+def test_fixed_start_prediction_on_a_synthetic_table(tmp_path):
+    path = tmp_path / "t.json"
+    cfg = SuccessConfig(table=str(path))
+    for a, q in ((6.0, 0.04), (7.0, 0.02)):
+        store_entry(path, f"a{a}", {"alpha": a, "t_max": cfg.t_max, "converged": True, "lower": q, "upper": q,
+                                    "ratio": 0.5, "runs": [],
+                                    "config": {"level": cfg.level, "t_linear": cfg.t_linear,
+                                               "samples": cfg.samples, "dt_max": cfg.dt_max}})
+    rows = study.fixed_start_prediction([6.0, 7.0], 1024, [0.5, 1.0, 2.0], cfg)
+    assert [r["q0"] for r in rows[:3]] == pytest.approx([0.02, 0.04, 0.08])
+    p = [r["success_probability"] for r in rows[:3]]
+    assert p[0] < p[1] < p[2] and p[1] == pytest.approx(0.5, abs=0.01)
+
+
+def test_fixed_start_runs_resume_and_refuse_other_parameters(tmp_path):
+    from theory.errors import InputError
+
+    out = tmp_path / "run.json"
+    first = study.run_fixed_start(out, 64, 4.0, 0.3, clusters=1, per_cluster=3, t_max=0.5, progress=False)
+    assert first["starts"] == 3 and 0 <= first["successes"] <= 3
+    again = study.run_fixed_start(out, 64, 4.0, 0.3, clusters=2, per_cluster=3, t_max=0.5, progress=False)
+    assert again["starts"] == 6
+    assert list(again["clusters"].values())[0] == list(first["clusters"].values())[0]  # kept, not rerun
+    with pytest.raises(InputError):
+        study.run_fixed_start(out, 64, 4.0, 0.2, clusters=1, per_cluster=3, t_max=0.5, progress=False)
