@@ -43,6 +43,11 @@ __all__ = ["SuccessConfig", "SuccessPrediction", "start_overlap_sf", "success_pr
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "results" / "finite_n_theory" / "q0c_table_S8000.json"
 
 
+#: what the band of a one-seed q0_c leaves out (docs/validation.md, S-dependence at alpha = 7)
+SINGLE_SEED_CAVEAT = ("band = q0_c bracket of one DMFT seed; its Monte Carlo error is not in it "
+                      "(alpha 7: q0_c 0.029 at S = 8000, 0.019 at S = 16000)")
+
+
 @dataclass(frozen=True)
 class SuccessConfig:
     """Every default of the finite-N success law and its commands (docs/theory.md 7.8).
@@ -72,6 +77,8 @@ class SuccessPrediction:
     q0_critical, q0_lower, q0_upper : q0_c(alpha; T) in q_eff and its bracket
     ratio : r = Var zeta / G^2 at t_linear (0 without the source)
     escape_times : the escape times of the solves that escaped by T
+    seeds : DMFT seeds behind q0_c at the nearest tabulated alpha; with one, the band holds
+        the bracket only, not the Monte Carlo error of q0_c (message says so)
     """
 
     alpha: float
@@ -88,6 +95,7 @@ class SuccessPrediction:
     escape_times: tuple[float, ...]
     converged: bool
     message: str
+    seeds: int = 1
 
 
 # ------------------------------------------------------------------------ the law of the start
@@ -275,7 +283,8 @@ def success_probability(alpha: float, n: int, config: SuccessConfig | None = Non
     return SuccessPrediction(alpha=float(alpha), n=int(n), t_max=cfg.t_max, success_probability=p, low=p_low,
                              high=p_high, uncertainty=0.5 * (p_high - p_low), q0_critical=q0c, q0_lower=lo,
                              q0_upper=up, ratio=r, escape_times=tab[near]["escape_times"], converged=True,
-                             message="")
+                             message=SINGLE_SEED_CAVEAT if tab[near]["seeds"] < 2 else "",
+                             seeds=int(tab[near]["seeds"]))
 
 
 def alpha_c(n: int, config: SuccessConfig | None = None) -> dict:
@@ -304,5 +313,7 @@ def alpha_c(n: int, config: SuccessConfig | None = None) -> dict:
     unc = 0.5 * (upper - lower) if math.isfinite(lower) and math.isfinite(upper) else math.nan
     msg = "" if ok else (f"P_success does not cross 1/2 over the tabulated alphas "
                          f"[{alphas[0]:g}, {alphas[-1]:g}] at N = {n}")
+    if ok and min(tab[a]["seeds"] for a in alphas) < 2:
+        msg = SINGLE_SEED_CAVEAT
     return {"alpha_c": mid, "lower": lower, "upper": upper, "uncertainty": unc, "n": int(n), "t_max": cfg.t_max,
             "converged": ok, "message": msg}

@@ -180,3 +180,21 @@ def test_the_committed_table_gives_a_law_monotone_in_alpha_and_n():
     grid = np.array([[success_probability(a, n, cfg).success_probability for a in alphas]
                      for n in (128, 512, 2048, 8192)])
     assert np.all(np.diff(grid, axis=1) > 0) and np.all(np.diff(grid, axis=0) < 0)
+
+
+def test_a_one_seed_band_says_so_and_a_second_seed_widens_it(tmp_path):
+    from theory.success import SINGLE_SEED_CAVEAT
+
+    cfg = _table(tmp_path)
+    one = success_probability(6.0, 1024, cfg)
+    assert one.seeds == 1 and one.message == SINGLE_SEED_CAVEAT
+    assert alpha_c(1024, cfg)["message"] == SINGLE_SEED_CAVEAT
+    for a, q in ((4.0, 0.10), (6.0, 0.03), (8.0, 0.012)):  # a second seed with smaller q0_c
+        store_entry(cfg.table, f"a{a}_seed1", {"alpha": a, "t_max": cfg.t_max, "converged": True,
+                                               "lower": 0.9 * q, "upper": 1.1 * q, "ratio": 0.4, "runs": [],
+                                               "config": {"level": cfg.level, "t_linear": cfg.t_linear,
+                                                          "samples": cfg.samples, "dt_max": cfg.dt_max}})
+    two = success_probability(6.0, 1024, cfg)
+    assert two.seeds == 2 and two.message == ""
+    assert two.q0_lower == pytest.approx(0.027) and two.q0_upper == pytest.approx(0.044)
+    assert two.low <= one.low and two.high > one.high
