@@ -377,4 +377,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from theory.errors import InputError
+
+    try:
+        sys.exit(main())
+    except InputError as exc:  # bad input: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None

@@ -122,4 +122,9 @@ def fixed(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from theory.errors import InputError
+
+    try:
+        main()
+    except InputError as exc:  # bad input: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
