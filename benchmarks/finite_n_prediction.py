@@ -81,10 +81,8 @@ def main() -> None:
 
 
 def fixed(args) -> None:
-    """The fixed-overlap test: prediction.json first (kept if present), then one run file per
-    (alpha, q0) and summary.json with z = (measured - predicted) / binomial s.e. at the
-    prediction (the starts of one cluster share a data set: the binomial s.e. ignores that)."""
-    import math
+    """The fixed-overlap test: prediction.json first (kept if present), then the runs and
+    summary.json (:func:`experiments.finite_n_theory.compare_fixed_start`)."""
     from pathlib import Path
 
     folder = Path(args.out)
@@ -102,24 +100,14 @@ def fixed(args) -> None:
               f"{r['success_probability']:.3f} [{r['low']:.3f}, {r['high']:.3f}]", flush=True)
     if args.predict_only:
         return
-    chi2 = 0.0
-    for r in rows:
-        run = study.run_fixed_start(folder / f"run_a{r['alpha']:g}_m{r['multiple']:g}.json", r["n"], r["alpha"],
-                                    r["q0"], args.clusters, args.per_cluster, r["t_max"])
-        p, m = r["success_probability"], run["starts"]
-        se = math.sqrt(max(p * (1 - p), 1e-12) / m)
-        r.update(successes=run["successes"], starts=m, measured=run["successes"] / m, z=(run["successes"] / m - p) / se)
-        chi2 += r["z"] ** 2
-        print(f"alpha={r['alpha']:g} q0={r['q0']:.4f}: measured {run['successes']}/{m}, predicted {p:.3f}, "
-              f"z = {r['z']:+.2f}", flush=True)
-    from scipy import stats
-
-    summary = {"rows": rows, "chi2": chi2, "points": len(rows), "p_value": float(stats.chi2.sf(chi2, len(rows))),
-               "provenance": provenance(kind="fixed_start_compare", n=args.n, clusters=args.clusters,
-                                        per_cluster=args.per_cluster)}
+    summary = study.compare_fixed_start(rows, folder, args.clusters, args.per_cluster)
+    for r in summary["rows"]:
+        print(f"alpha={r['alpha']:g} q0={r['q0']:.4f}: measured {r['successes']}/{r['starts']}, predicted "
+              f"{r['success_probability']:.3f}, z = {r['z']:+.2f}", flush=True)
+    summary["provenance"] = provenance(kind="fixed_start_compare", n=args.n, clusters=args.clusters,
+                                       per_cluster=args.per_cluster)
     atomic_write_text(folder / "summary.json", json.dumps(json_ready(summary), indent=1))
-    print(f"chi^2 = {chi2:.1f} over {len(rows)} points, p = {summary['p_value']:.3g}", flush=True)
-
+    print(f"chi^2 = {summary['chi2']:.1f} over {summary['points']} points, p = {summary['p_value']:.3g}", flush=True)
 
 if __name__ == "__main__":
     from theory.errors import InputError

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # annotations only
     import matplotlib.figure
 
 __all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "implied_q0c", "markdown_rows", "success_figure",
-           "alpha_c_figure", "fixed_start_prediction", "run_fixed_start", "SWEEP_DIR", "ALPHA_C_INFINITY"]
+           "alpha_c_figure", "fixed_start_prediction", "run_fixed_start", "compare_fixed_start", "deviation", "SWEEP_DIR", "ALPHA_C_INFINITY"]
 
 #: the N = infinity threshold-state critical alpha (docs/theory.md 3.5; python -m theory alpha-c)
 ALPHA_C_INFINITY = 13.80
@@ -101,6 +101,12 @@ def simulated_success(horizon: float, sweep_dir: str | Path = SWEEP_DIR) -> list
     return rows
 
 
+def deviation(k: int, m: int, p: float) -> float:
+    """z = (k/m - p) / s.e., the s.e. of the predicted binomial, p (1 - p) floored at 1/(4 m)
+    so that a prediction of 0 or 1 stays finite."""
+    return (k / m - p) / math.sqrt(max(p * (1 - p), 1.0 / (4 * m)) / m)
+
+
 def compare(config: SuccessConfig, sweep_dir: str | Path = SWEEP_DIR) -> dict:
     """Predicted against simulated P(success by T = config.t_max) at every stored point whose
     alpha lies in the tabulated range; chi^2 with the predicted binomial variance (floored at
@@ -113,9 +119,8 @@ def compare(config: SuccessConfig, sweep_dir: str | Path = SWEEP_DIR) -> dict:
         except Exception as exc:  # outside the tabulated alpha range
             rows.append({**r, "predicted": None, "reason": str(exc)})
             continue
-        m, p = r["starts"], pr.success_probability
-        var = max(p * (1 - p), 1.0 / (4 * m)) / m
-        z = (r["p"] - p) / math.sqrt(var)
+        p = pr.success_probability
+        z = deviation(r["successes"], r["starts"], p)
         chi2 += z * z
         rows.append({**r, "predicted": p, "predicted_low": pr.low, "predicted_high": pr.high, "z": z,
                      "q0_critical": pr.q0_critical, "q0c_implied": implied_q0c(r["p"], r["n"], pr.ratio)})
@@ -318,3 +323,21 @@ def run_fixed_start(out: str | Path, n: int, alpha: float, q0: float, clusters: 
     status = np.concatenate([np.asarray(v["status"]) for v in data["clusters"].values()])
     data.update(successes=int(np.sum(status == "success")), starts=int(status.size))
     return data
+
+
+def compare_fixed_start(prediction: Sequence[dict], folder: str | Path, clusters: int, per_cluster: int,
+                        progress: bool = True) -> dict:
+    """Run (or resume, :func:`run_fixed_start`, one file per (alpha, multiple) in ``folder``)
+    the starts of each row of :func:`fixed_start_prediction` and compare: per row the count,
+    z (:func:`deviation`; the starts of one data set share it, which the binomial s.e.
+    ignores), and chi^2 with its p-value over the rows."""
+    rows, chi2 = [], 0.0
+    for r in prediction:
+        run = run_fixed_start(Path(folder) / f"run_a{r['alpha']:g}_m{r['multiple']:g}.json", r["n"], r["alpha"],
+                              r["q0"], clusters, per_cluster, r["t_max"], progress)
+        k, m = run["successes"], run["starts"]
+        z = deviation(k, m, r["success_probability"])
+        chi2 += z * z
+        rows.append({**r, "successes": k, "starts": m, "measured": k / m, "z": z})
+    return {"rows": rows, "chi2": chi2, "points": len(rows),
+            "p_value": float(stats.chi2.sf(chi2, len(rows))) if rows else math.nan}

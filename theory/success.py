@@ -118,6 +118,11 @@ def start_overlap_sf(x: float | np.ndarray, n: int, ratio: float = 0.0) -> float
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(400)
 
 
+def _modulus_sf(x, u, sd: float):
+    """P(|u + sd g| >= x), g ~ N(0, 1) (broadcast over x and u)."""
+    return stats.norm.sf((x - u) / sd) + stats.norm.cdf((-x - u) / sd)
+
+
 def _widened_sf(x: np.ndarray, n: int, sd: float) -> float | np.ndarray:
     """P(|z_N + sd g| >= x): q(0) = sin(theta) with density prop. to cos(theta)^(N-2) on
     (-pi/2, pi/2) (uniform start), integrated by Gauss-Legendre in theta over the range where
@@ -128,8 +133,7 @@ def _widened_sf(x: np.ndarray, n: int, sd: float) -> float | np.ndarray:
     w = _WEIGHTS * np.exp(logd - logd.max())
     w /= w.sum()
     u = math.sqrt(n) * np.sin(th)                                    # z_N at the nodes
-    xx = np.atleast_1d(x)[:, None]
-    tail = stats.norm.sf((xx - u) / sd) + stats.norm.cdf((-xx - u) / sd)
+    tail = _modulus_sf(np.atleast_1d(x)[:, None], u, sd)
     out = np.clip(tail @ w, 0.0, 1.0)
     return float(out[0]) if np.ndim(x) == 0 else out.reshape(np.shape(x))
 
@@ -153,8 +157,7 @@ def fixed_start_success_from(q0_critical: float, q0: float, n: int, ratio: float
         raise InputError(f"N must be >= 2, got {n}")
     if ratio <= 0:
         return float(abs(q0) >= q0_critical)
-    x, u, sd = q0_critical * math.sqrt(n), q0 * math.sqrt(n), math.sqrt(ratio)
-    return float(stats.norm.sf((x - u) / sd) + stats.norm.cdf((-x - u) / sd))
+    return float(_modulus_sf(q0_critical * math.sqrt(n), q0 * math.sqrt(n), math.sqrt(ratio)))
 
 
 # ------------------------------------------------------------------------ the table
