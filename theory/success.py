@@ -45,7 +45,7 @@ DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "results" / "finite_n_theo
 
 #: what the band of a one-seed q0_c leaves out (docs/validation.md, S-dependence at alpha = 7)
 SINGLE_SEED_CAVEAT = ("band = q0_c bracket of one DMFT seed; its Monte Carlo error is not in it "
-                      "(alpha 7: q0_c 0.029 at S = 8000, 0.019 at S = 16000)")
+                      "(one seed or S moves q0_c by 20-35% at alpha 6-8, docs/validation.md)")
 
 
 @dataclass(frozen=True)
