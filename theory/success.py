@@ -290,6 +290,12 @@ def success_probability(alpha: float, n: int, config: SuccessConfig | None = Non
                              seeds=int(tab[near]["seeds"]))
 
 
+def _interval(alphas: np.ndarray, a: float) -> tuple[float, float]:
+    """The two neighbouring nodes of the sorted ``alphas`` between which ``a`` lies."""
+    i = int(np.clip(np.searchsorted(alphas, a), 1, alphas.size - 1))
+    return float(alphas[i - 1]), float(alphas[i])
+
+
 def alpha_c(n: int, config: SuccessConfig | None = None) -> dict:
     """alpha_c(N; T): the alpha where P_success = 1/2 (with the alphas where the low / high
     ends of the uncertainty band cross 1/2). Returns plain numbers and status fields."""
@@ -316,7 +322,9 @@ def alpha_c(n: int, config: SuccessConfig | None = None) -> dict:
     unc = 0.5 * (upper - lower) if math.isfinite(lower) and math.isfinite(upper) else math.nan
     msg = "" if ok else (f"P_success does not cross 1/2 over the tabulated alphas "
                          f"[{alphas[0]:g}, {alphas[-1]:g}] at N = {n}")
-    if ok and min(tab[a]["seeds"] for a in alphas) < 2:
+    # the caveat when a tabulated alpha the roots interpolate between has one seed only
+    used = {a for r in (mid, lower, upper) if math.isfinite(r) for a in _interval(alphas, r)}
+    if ok and min(tab[a]["seeds"] for a in used) < 2:
         msg = SINGLE_SEED_CAVEAT
     return {"alpha_c": mid, "lower": lower, "upper": upper, "uncertainty": unc, "n": int(n), "t_max": cfg.t_max,
             "converged": ok, "message": msg}

@@ -198,3 +198,21 @@ def test_a_one_seed_band_says_so_and_a_second_seed_widens_it(tmp_path):
     assert two.seeds == 2 and two.message == ""
     assert two.q0_lower == pytest.approx(0.027) and two.q0_upper == pytest.approx(0.044)
     assert two.low <= one.low and two.high > one.high
+
+
+def test_alpha_c_caveat_looks_only_at_the_alphas_around_its_root(tmp_path):
+    # one seed at alpha = 4 only: the alpha_c roots that lie between 6 and 8 carry no caveat
+    from theory.success import SINGLE_SEED_CAVEAT
+
+    cfg = _table(tmp_path)
+    for a, q in ((6.0, 0.03), (8.0, 0.012)):
+        store_entry(cfg.table, f"a{a}_seed1", {"alpha": a, "t_max": cfg.t_max, "converged": True,
+                                               "lower": 0.9 * q, "upper": 1.1 * q, "ratio": 0.4, "runs": [],
+                                               "config": {"level": cfg.level, "t_linear": cfg.t_linear,
+                                                          "samples": cfg.samples, "dt_max": cfg.dt_max}})
+    assert success_probability(4.5, 1024, cfg).message == SINGLE_SEED_CAVEAT
+    far = [n for n in (1024, 4096, 16384, 65536) if alpha_c(n, cfg)["lower"] >= 6.0]
+    assert far, [alpha_c(n, cfg) for n in (1024, 4096, 16384, 65536)]
+    assert alpha_c(far[0], cfg)["message"] == ""
+    near = alpha_c(128, cfg)
+    assert near["lower"] < 6.0 and near["message"] == SINGLE_SEED_CAVEAT
