@@ -109,6 +109,7 @@ def fixed(args) -> None:
     atomic_write_text(folder / "summary.json", json.dumps(json_ready(summary), indent=1))
     print(f"chi^2 = {summary['chi2']:.1f} over {summary['points']} points, p = {summary['p_value']:.3g}", flush=True)
 
+
 if __name__ == "__main__":
     from theory.errors import InputError
 
