@@ -563,12 +563,17 @@ def _add_landscape(subparsers) -> None:
     from .kac_rice import LANDSCAPE_DEFAULTS as D
 
     p = subparsers.add_parser(
-        "landscape", help="Kac-Rice complexity of the minima at q = 0: energy window, typical and marginal minima",
-        description="Annealed Kac-Rice landscape of the local minima at teacher overlap 0 (docs/theory.md §8): "
-                    "Sigma, the energy window of minima [e_low, e_high], the most numerous (e_typical) and the "
-                    "marginal minima, their law, Hessian edge and isolated eigenvalue toward the signal.")
+        "landscape", help="Kac-Rice complexity of the minima at teacher overlap q: energy window, typical and "
+                          "marginal minima",
+        description="Annealed Kac-Rice landscape of the local minima at teacher overlap q (docs/theory.md §8; "
+                    "q != 0: §8.10): Sigma, the energy window of minima [e_low, e_high], the most numerous "
+                    "(e_typical) and the marginal minima, their law, Hessian edge and isolated eigenvalue toward "
+                    "the signal, and dSigma/dq.")
     p.add_argument("--alpha", type=number_arg, required=True, metavar="A", help="alpha = M/N > 0")
     p.add_argument("--energy", type=number_arg, metavar="E", help="also the minima at energy E = L/N > 0")
+    p.add_argument("--overlap", type=number_arg, default=D.overlap, metavar="Q",
+                   help=f"teacher overlap q = <W, W*>/N of the counted minima, |q| < 1 (default {D.overlap:g}; "
+                        "q != 0 costs ~2x per point)")
     p.add_argument("--loss", default=D.loss, metavar="NAME",
                    help=f"loss from the registry, even in yhat and y (default {D.loss})")
     p.add_argument("--beta-limit", type=number_arg, default=D.beta_limit, metavar="B",
@@ -589,9 +594,15 @@ def _run_landscape(args) -> int:
         raise InputError(f"energy must be > 0, got {args.energy:g}")
     if args.beta_limit <= 0:
         raise InputError(f"--beta-limit must be > 0, got {args.beta_limit:g}")
+    if not abs(args.overlap) < 1:
+        raise InputError(f"--overlap must satisfy |q| < 1, got {args.overlap:g}")
+    if args.critical and args.overlap != 0:
+        raise InputError("--critical is computed at q = 0 only (docs/theory.md §8.8); drop --overlap or --critical")
     if sys.stderr.isatty():   # progress for a person; a failure must stay a single line on stderr
-        print(f"landscape alpha={args.alpha:g}: solving beta = 0, then the window ends ...", file=sys.stderr)
-    record = landscape(args.alpha, energy=args.energy, loss=args.loss, beta_limit=args.beta_limit).to_dict()
+        print(f"landscape alpha={args.alpha:g} q={args.overlap:g}: solving beta = 0, then the window ends ...",
+              file=sys.stderr)
+    record = landscape(args.alpha, energy=args.energy, loss=args.loss, beta_limit=args.beta_limit,
+                       overlap=args.overlap).to_dict()
     if args.critical:
         from .kac_rice import critical_landscape
 
@@ -604,8 +615,9 @@ def _run_landscape(args) -> int:
     if args.json:
         print(json.dumps(json_ready(record)))
     else:
-        _print_record(record, ["alpha", "loss", "e_low", "e_typical", "e_high", "e_marginal", "sigma_low",
-                               "sigma_typical", "sigma_high", "energy", "sigma", "beta", "branch", "mu",
+        _print_record(record, ["alpha", "loss", "overlap", "e_low", "e_typical", "e_high", "e_marginal", "sigma_low",
+                               "sigma_typical", "sigma_high", "energy", "sigma", "beta", "dsigma_doverlap", "tau",
+                               "branch", "mu",
                                "bulk_edge", "isolated_eigenvalue", "overlap2", "bbp_residual", *_STATUS_KEYS])
         print(f"{'law':<20} " + ", ".join(f"{k} {v:.6g}" for k, v in record["law"].items()))
         print(f"{'residuals':<20} " + ", ".join(f"{k} {_format_residual(v)}" for k, v in record["residuals"].items()

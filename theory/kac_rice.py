@@ -136,26 +136,45 @@ class KacRiceQuadrature:
     def refined(self, factor: float = 1.5) -> "KacRiceQuadrature":
         return replace(self, n_u=int(round(self.n_u * factor)), n_y=int(round(self.n_y * factor)))
 
-    def grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(u, y, w): flattened nodes and weights of phi(u) phi(y) on the whole plane
-        (each quadrant node stands for its four mirror images)."""
+    def grid(self, overlap: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(u, y, w): flattened nodes and trapezoid weights of the field density on the plane.
+
+        ``overlap`` q = 0: phi(u) phi(y) on the quadrant u, y >= 0, each node standing for its
+        four mirror images. q != 0: the correlated density phi_q(u, y) (eq. 8.19) on the half
+        plane u in [-u_max, u_max], y >= 0 at the same spacing, each node with y > 0 standing
+        for itself and its image (-u, -y); the two agree node by node at q = 0.
+        """
         u = np.linspace(0.0, self.u_max, self.n_u)
         y = np.linspace(0.0, self.y_max, self.n_y)
         wu = np.full(u.size, u[1] - u[0])
         wu[0] /= 2
         wy = np.full(y.size, y[1] - y[0])
         wy[0] /= 2
+        if overlap == 0.0:
+            U, Yg = np.meshgrid(u, y, indexing="ij")
+            w = np.outer(wu, wy) * np.exp(-(U**2 + Yg**2) / 2) * (2.0 / np.pi)
+            return U.ravel(), Yg.ravel(), w.ravel()
+        q = float(overlap)
+        u = np.concatenate([-u[:0:-1], u])
+        wu = np.full(u.size, u[1] - u[0])
+        wu[[0, -1]] /= 2
         U, Yg = np.meshgrid(u, y, indexing="ij")
-        w = np.outer(wu, wy) * np.exp(-(U**2 + Yg**2) / 2) * (2.0 / np.pi)
+        one_q2 = 1.0 - q * q
+        dens = np.exp(-(U**2 - 2 * q * U * Yg + Yg**2) / (2 * one_q2)) / (2 * np.pi * math.sqrt(one_q2))
+        w = np.outer(wu, 2 * wy) * dens
         return U.ravel(), Yg.ravel(), w.ravel()
 
 
 class _Grid:
-    """The loss evaluated once on the quadrature nodes (weights below 1e-300 dropped)."""
+    """The loss evaluated once on the quadrature nodes of teacher overlap ``overlap``
+    (weights below 1e-300 dropped); s = (y - q u) / sqrt(1 - q^2) is the field along the
+    direction e toward the signal in the tangent space (eq. 8.19)."""
 
-    def __init__(self, loss: Loss, quad: KacRiceQuadrature):
-        u, y, w = quad.grid()
+    def __init__(self, loss: Loss, quad: KacRiceQuadrature, overlap: float = 0.0):
+        q = float(overlap)
+        u, y, w = quad.grid(q)
         keep = w > 1e-300
+        self.overlap = q
         self.u, self.y, self.w0 = u[keep], y[keep], w[keep]
         self.logw0 = np.log(self.w0)
         self.V = np.asarray(loss.V(self.u, self.y), float)
@@ -163,8 +182,15 @@ class _Grid:
         self.D = np.asarray(loss.d2V(self.u, self.y), float)
         self.uV1 = self.u * self.dV
         self.V1sq = self.dV ** 2
+        one_q2 = 1.0 - q * q
+        self.s = (self.y - q * self.u) / math.sqrt(one_q2)
+        self.V1s = self.dV * self.s
+        # q-derivatives at fixed (u, y), for the envelope dSigma/dq (eq. 8.23)
+        self.dq_log_density = (q / one_q2 + self.u * self.y / one_q2
+                               - q * (self.u**2 - 2 * q * self.u * self.y + self.y**2) / one_q2**2)
+        self.V1_dq_s = self.dV * (q * self.y - self.u) / one_q2**1.5
         # nodes on the outer rim of the grid (tail diagnostic)
-        self.rim = (self.u > quad.u_max * 0.97) | (self.y > quad.y_max * 0.97)
+        self.rim = (np.abs(self.u) > quad.u_max * 0.97) | (self.y > quad.y_max * 0.97)
 
 
 @dataclass(frozen=True)
@@ -174,13 +200,16 @@ class _Law:
     inside: np.ndarray           # mask 1 + chi D > 0
 
 
-def _law(g: _Grid, chi: float, kappa: float, c: float, beta: float) -> _Law:
-    """Normalised weights of eq. 8.6 on the grid, and log Z."""
+def _law(g: _Grid, chi: float, kappa: float, c: float, beta: float, tau: float = 0.0) -> _Law:
+    """Normalised weights of eq. 8.6 (eq. 8.20 with the multiplier ``tau`` at q != 0) on the
+    grid, and log Z."""
     w1 = 1.0 + chi * g.D
     inside = w1 > 0
     safe = np.where(inside, w1, 1.0)
     expo = (g.logw0 + np.log(safe) - (chi + kappa) * g.uV1 - 0.5 * c * g.V1sq - beta * g.V
             + kappa * g.D / safe)
+    if tau != 0.0:
+        expo = expo - tau * g.V1s
     expo = np.where(inside, expo, -np.inf)
     top = float(np.max(expo)) if inside.any() else -np.inf
     if not math.isfinite(top):
@@ -197,13 +226,15 @@ class _Averages:
     r_lambda: float
     r_edge: float
     r_c: float
+    r_grad: float
     complexity: float
     tail: float
     law: _Law
 
 
-def _averages(g: _Grid, alpha: float, chi: float, kappa: float, c: float, beta: float) -> _Averages:
-    law = _law(g, chi, kappa, c, beta)
+def _averages(g: _Grid, alpha: float, chi: float, kappa: float, c: float, beta: float,
+              tau: float = 0.0) -> _Averages:
+    law = _law(g, chi, kappa, c, beta, tau)
     p = law.weights
     safe = np.where(law.inside, 1.0 + chi * g.D, 1.0)
     x = np.where(law.inside, chi * g.D / safe, 0.0)
@@ -212,23 +243,29 @@ def _averages(g: _Grid, alpha: float, chi: float, kappa: float, c: float, beta: 
     r_lambda = -1.0 - chi * mu + alpha * float(p @ x)
     r_edge = alpha * float(p @ (x * x)) - 1.0
     r_c = c * alpha * float(p @ g.V1sq) - 1.0
-    complexity = 0.5 * math.log(c) - math.log(chi) + beta * energy - kappa / chi + alpha * law.log_z
+    # eq. 8.21: the gradient along e, normalised by its natural scale (E[V'^2] E[s^2])^(1/2); exactly 0
+    # at q = 0 by u -> -u symmetry (the quadrant grid does not see it)
+    r_grad = 0.0 if g.overlap == 0.0 else float(p @ g.V1s) / math.sqrt(float(p @ g.V1sq) * float(p @ g.s**2))
+    complexity = (0.5 * math.log(c) - math.log(chi) + beta * energy - kappa / chi + alpha * law.log_z
+                  + 0.5 * math.log1p(-g.overlap**2))
     tail = float(p[g.rim].sum())
-    return _Averages(energy, mu, r_lambda, r_edge, r_c, complexity, tail, law)
+    return _Averages(energy, mu, r_lambda, r_edge, r_c, r_grad, complexity, tail, law)
 
 
 # ============================================================================ one point
 @dataclass(frozen=True, eq=False)
 class KacRicePoint:
-    """The counted minima at one (alpha, beta) (docs/theory.md §8).
+    """The counted minima at one (alpha, beta, q) (docs/theory.md §8, §8.10 for q != 0).
 
-    ``beta`` = dSigma/de. ``branch``: a key of :data:`BRANCHES`. ``bulk_edge``,
+    ``beta`` = dSigma/de; ``overlap`` q = <W, W*>/N, ``tau`` the multiplier of the gradient
+    along the signal (eq. 8.21; 0 at q = 0), ``dsigma_doverlap`` = dSigma/dq at fixed energy
+    (envelope, eq. 8.23). ``branch``: a key of :data:`BRANCHES`. ``bulk_edge``,
     ``rho_edge``, ``isolated_eigenvalue``, ``overlap2``, ``bbp_residual`` come from
     :func:`theory.spectrum.spectrum_summary` on the law of (D, s = y) with mu (an
     independent evaluation of eqs. 2.3-2.9: on the marginal branch bulk_edge ~ 0 and
     rho_edge = -chi). ``law``: summary numbers of nu (eq. 8.6). ``residuals``: eqs.
-    8.7-8.9 (edge only on the marginal branch), the gradient along the signal alpha E[V' y]
-    (0 by symmetry) and the tail mass on the grid rim. Status: ``converged`` (every residual
+    8.7-8.9 (edge only on the marginal branch), the gradient along the signal (eq. 8.21; 0 by
+    symmetry at q = 0) and the tail mass on the grid rim. Status: ``converged`` (every residual
     below :data:`SOLVER_TOL`, rim mass below 1e-9, spectrum converged, branch consistent),
     ``iterations`` (residual evaluations), ``residual`` (the largest equation residual),
     ``message``.
@@ -244,6 +281,9 @@ class KacRicePoint:
     kappa: float
     c: float
     mu: float
+    overlap: float
+    tau: float
+    dsigma_doverlap: float
     bulk_edge: float
     rho_edge: float
     isolated_eigenvalue: float | None
@@ -262,45 +302,59 @@ class KacRicePoint:
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays)."""
         keys = ("alpha", "loss", "beta", "energy", "complexity", "branch", "chi", "kappa", "c", "mu",
-                "bulk_edge", "rho_edge", "isolated_eigenvalue", "overlap2", "bbp_residual", "law",
+                "overlap", "tau", "dsigma_doverlap", "bulk_edge", "rho_edge", "isolated_eigenvalue", "overlap2", "bbp_residual", "law",
                 "residuals", "converged", "iterations", "residual", "message")
         return {k: getattr(self, k) for k in keys}
 
     @property
-    def guess(self) -> tuple[float, float, float]:
-        return (self.chi, max(self.kappa, 1e-3), self.c)
+    def guess(self) -> tuple[float, float, float, float]:
+        """(chi, kappa, c, tau): a warm start for a nearby point."""
+        return (self.chi, max(self.kappa, 1e-3), self.c, self.tau)
 
 
 def _law_summary(g: _Grid, p: np.ndarray, alpha: float) -> dict:
     au = np.abs(g.u)
+    # E[yhat y]: 0 on the quadrant grid (q = 0) by u -> -u symmetry
+    yhat_y = 0.0 if g.overlap == 0.0 else float(p @ (g.u * g.y))
     return {"mean_abs_yhat": float(p @ au), "mean_yhat2": float(p @ g.u**2),
             "mean_V": float(p @ g.V), "mean_D": float(p @ g.D), "P_D_negative": float(p[g.D < 0].sum()),
-            "P_abs_yhat_below_abs_y": float(p[au < g.y].sum()), "min_D": float(g.D[p > 1e-14].min()),
-            "gradient_signal": 0.0, "normalisation": float(p.sum())}
+            "P_abs_yhat_below_abs_y": float(p[au < np.abs(g.y)].sum()), "min_D": float(g.D[p > 1e-14].min()),
+            "mean_yhat_y": yhat_y, "mean_y2": float(p @ g.y**2),
+            "gradient_signal": 0.0 if g.overlap == 0.0 else float(p @ g.V1s), "normalisation": float(p.sum())}
 
 
-def _default_guess(alpha: float) -> tuple[float, float, float]:
+def _default_guess(alpha: float) -> tuple[float, float, float, float]:
     # power laws through the alpha = 3 and 7 solutions at beta = 0 (quartic loss)
     chi = 0.2444 * (alpha / 3.0) ** -1.024
     c = 0.1041 * (alpha / 3.0) ** -2.06
-    return (chi, 0.015, c)
+    return (chi, 0.015, c, 0.0)
+
+
+def _check_overlap(overlap) -> float:
+    try:
+        q = float(overlap)
+    except (TypeError, ValueError):
+        raise InputError(f"overlap must be a number, got {overlap!r}") from None
+    if not (math.isfinite(q) and abs(q) < 1.0):
+        raise InputError(f"overlap q must satisfy |q| < 1, got {overlap!r}")
+    return q
 
 
 _GRIDS: dict = {}
 
 
-def _cached(cache: dict, kind, loss: Loss, quad: KacRiceQuadrature):
-    """``kind(loss, quad)``, built once per (loss, grid) and kept in ``cache`` (at most 5)."""
-    key = (loss.name, str(loss.l_expr), quad)
+def _cached(cache: dict, kind, loss: Loss, quad: KacRiceQuadrature, *args):
+    """``kind(loss, quad, *args)``, built once per (loss, grid, args) and kept in ``cache`` (at most 5)."""
+    key = (loss.name, str(loss.l_expr), quad, *args)
     if key not in cache:
         if len(cache) > 4:
             cache.clear()
-        cache[key] = kind(loss, quad)
+        cache[key] = kind(loss, quad, *args)
     return cache[key]
 
 
-def _grid(loss: Loss, quad: KacRiceQuadrature) -> _Grid:
-    return _cached(_GRIDS, _Grid, loss, quad)
+def _grid(loss: Loss, quad: KacRiceQuadrature, overlap: float = 0.0) -> _Grid:
+    return _cached(_GRIDS, _Grid, loss, quad, float(overlap))
 
 
 def _newton_polish(f, x, tol: float, max_steps: int = 8):
@@ -330,39 +384,55 @@ def _newton_polish(f, x, tol: float, max_steps: int = 8):
     return x, fx, n
 
 
+def _split_guess(guess) -> tuple[float, float, float, float]:
+    """(chi, kappa, c[, tau]) -> (chi, kappa, c, tau), tau = 0 when absent."""
+    chi0, kappa0, c0, *rest = (float(v) for v in guess)
+    return chi0, kappa0, c0, (rest[0] if rest else 0.0)
+
+
 def _solve_branch(g: _Grid, alpha: float, beta: float, branch: str, guess):
-    """Root of eqs. 8.7-8.9 on one branch; returns (chi, kappa, c, residual vector, evals)."""
+    """Root of eqs. 8.7-8.9 (and 8.21 at q != 0) on one branch; returns
+    (chi, kappa, c, tau, residual vector, evals)."""
     evals = [0]
+    with_tau = g.overlap != 0.0
+    n_log = 3 if branch == "marginal" else 2
 
     def unpack(x):
+        tau = float(x[n_log]) if with_tau else 0.0
         if branch == "marginal":
-            return math.exp(x[0]), math.exp(x[1]), math.exp(x[2])
-        return math.exp(x[0]), 0.0, math.exp(x[1])
+            return math.exp(x[0]), math.exp(x[1]), math.exp(x[2]), tau
+        return math.exp(x[0]), 0.0, math.exp(x[1]), tau
 
     def f(x):
         evals[0] += 1
-        if np.any(np.abs(x) > 60):
+        if np.any(np.abs(x[:n_log]) > 60):
             return np.full(len(x), 1e6)
-        chi, kappa, c = unpack(x)
-        a = _averages(g, alpha, chi, kappa, c, beta)
+        chi, kappa, c, tau = unpack(x)
+        a = _averages(g, alpha, chi, kappa, c, beta, tau)
         if not math.isfinite(a.complexity):
             return np.full(len(x), 1e6)
         r = [a.r_lambda, a.r_edge, a.r_c] if branch == "marginal" else [a.r_lambda, a.r_c]
+        if with_tau:
+            r.append(a.r_grad)
         r = np.array(r)
         return np.where(np.isfinite(r), r, 1e6)
 
-    chi0, kappa0, c0 = guess
-    x0 = (np.log([chi0, kappa0, c0]) if branch == "marginal" else np.log([chi0, c0]))
-    sol = root(f, x0, method="hybr", options={"xtol": 1e-13})
+    chi0, kappa0, c0, tau0 = _split_guess(guess)
+    x0 = list(np.log([chi0, kappa0, c0]) if branch == "marginal" else np.log([chi0, c0]))
+    if with_tau:
+        x0.append(tau0)
+    sol = root(f, np.array(x0), method="hybr", options={"xtol": 1e-13})
     x, fx, n = _newton_polish(f, sol.x, SOLVER_TOL)
-    chi, kappa, c = unpack(x)
-    return chi, kappa, c, fx, evals[0]
+    chi, kappa, c, tau = unpack(x)
+    return chi, kappa, c, tau, fx, evals[0]
 
 
 def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None = None,
                    quad: KacRiceQuadrature = KacRiceQuadrature(), branch: str = "auto",
-                   guess: tuple[float, float, float] | None = None, strict: bool = True) -> KacRicePoint:
-    """The minima counted by Kac-Rice at (alpha, beta = dSigma/de), docs/theory.md eqs. 8.6-8.11.
+                   guess: tuple[float, ...] | None = None, overlap: float = 0.0,
+                   strict: bool = True) -> KacRicePoint:
+    """The minima counted by Kac-Rice at (alpha, beta = dSigma/de, q), docs/theory.md eqs. 8.6-8.11
+    (eqs. 8.19-8.23 at q != 0).
 
     Parameters
     ----------
@@ -377,8 +447,11 @@ def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None =
     branch : {"auto", "marginal", "interior"}
         "auto" (default): the interior branch (gapped Hessian) if its solution satisfies
         the gap condition, else the marginal one (docs/theory.md §8.4).
-    guess : (chi, kappa, c), optional
+    guess : (chi, kappa, c) or (chi, kappa, c, tau), optional
         Warm start.
+    overlap : float
+        Teacher overlap q = <W, W*>/N of the counted minima, |q| < 1 (default 0). At q != 0
+        the gradient along the signal is a constraint with its own multiplier tau (eq. 8.21).
     strict : bool
         Raise ConvergenceError (the failed point attached) instead of returning it.
     """
@@ -389,40 +462,50 @@ def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None =
     if branch not in ("auto", *BRANCHES):
         raise InputError(f"unknown branch {branch!r}; known: auto, {', '.join(BRANCHES)}")
     loss = kac_rice_loss(loss)
-    g = _grid(loss, quad)
+    g = _grid(loss, quad, _check_overlap(overlap))
     guess = tuple(guess) if guess is not None else _default_guess(alpha)
     evals = 0
     notes = []
     chosen = None
     if branch in ("auto", "interior"):
-        chi, kappa, c, fx, n = _solve_branch(g, alpha, beta, "interior", guess)
+        chi, kappa, c, tau, fx, n = _solve_branch(g, alpha, beta, "interior", guess)
         evals += n
-        a = _averages(g, alpha, chi, kappa, c, beta)
+        a = _averages(g, alpha, chi, kappa, c, beta, tau)
         ok = np.max(np.abs(fx)) < SOLVER_TOL
         gapped = ok and a.r_edge < 1e-9
         if branch == "interior" or gapped:
-            chosen = ("interior", chi, kappa, c, fx, a)
+            chosen = ("interior", chi, kappa, c, tau, fx, a)
         else:
             notes.append("interior branch " + ("not gapped (alpha E[x^2] - 1 = %.3g)" % a.r_edge
                                                if ok else "did not converge"))
     if chosen is None:
-        chi, kappa, c, fx, n = _solve_branch(g, alpha, beta, "marginal", guess)
+        chi, kappa, c, tau, fx, n = _solve_branch(g, alpha, beta, "marginal", guess)
         evals += n
-        chosen = ("marginal", chi, kappa, c, fx, _averages(g, alpha, chi, kappa, c, beta))
+        chosen = ("marginal", chi, kappa, c, tau, fx, _averages(g, alpha, chi, kappa, c, beta, tau))
     return _point(g, loss, alpha, beta, *chosen, evals, notes, strict)
 
 
-def _point(g, loss, alpha, beta, branch, chi, kappa, c, fx, a: _Averages, evals, notes, strict):
+def _dsigma_doverlap(g: _Grid, alpha: float, tau: float, p: np.ndarray) -> float:
+    """Envelope dSigma/dq at fixed energy (eq. 8.23):
+    -q/(1 - q^2) + alpha E[d_q log phi_q] - tau alpha E[V' d_q s]; 0 at q = 0 by symmetry."""
+    q = g.overlap
+    if q == 0.0:
+        return 0.0
+    return float(-q / (1 - q * q) + alpha * float(p @ g.dq_log_density) - tau * alpha * float(p @ g.V1_dq_s))
+
+
+def _point(g, loss, alpha, beta, branch, chi, kappa, c, tau, fx, a: _Averages, evals, notes, strict):
     residual = float(np.max(np.abs(fx)))
     p = a.law.weights
     keep = p > 0
+    q = g.overlap
     residuals = {"lambda": float(a.r_lambda), "edge": float(a.r_edge) if branch == "marginal" else None,
-                 "c": float(a.r_c), "gradient_signal": 0.0, "rim_mass": a.tail}
+                 "c": float(a.r_c), "gradient_signal": float(a.r_grad), "rim_mass": a.tail}
     converged = residual < SOLVER_TOL and a.tail < 1e-9 and math.isfinite(a.complexity)
     messages = list(notes)
     if residual >= SOLVER_TOL:
         messages.append(f"{branch} branch: residual {residual:.2e} >= {SOLVER_TOL:g} "
-                        f"(alpha={alpha:g}, beta={beta:g})")
+                        f"(alpha={alpha:g}, beta={beta:g}" + (f", q={q:g})" if q else ")"))
     if a.tail >= 1e-9:
         messages.append(f"law reaches the grid rim (mass {a.tail:.1e}): enlarge u_max / y_max")
     if branch == "marginal" and converged and kappa <= 0:
@@ -433,7 +516,7 @@ def _point(g, loss, alpha, beta, branch, chi, kappa, c, fx, a: _Averages, evals,
     iso = None
     law = {}
     if converged:
-        cl = CurvatureLaw.from_samples(g.D[keep], g.y[keep], alpha, a.mu, weights=p[keep] / p[keep].sum())
+        cl = CurvatureLaw.from_samples(g.D[keep], g.s[keep], alpha, a.mu, weights=p[keep] / p[keep].sum())
         spec = spectrum_summary(cl, strict=False)
         bulk_edge, rho_edge, iso, overlap2 = spec.bulk_edge, spec.rho_edge, spec.isolated_eigenvalue, spec.overlap2
         bbp = spec.residuals.bbp
@@ -442,18 +525,16 @@ def _point(g, loss, alpha, beta, branch, chi, kappa, c, fx, a: _Averages, evals,
             converged = False
             messages.append(f"spectrum: {spec.message}")
         law = _law_summary(g, p, alpha)
-        # gradient along the teacher direction: alpha E[V' y] over the full plane is 0 by the
-        # u -> -u symmetry of the quadrant law; reported as the signed-quadrant sum (exact 0)
-        residuals["gradient_signal"] = 0.0
     if converged:
         messages.append(f"converged ({branch} branch)")
     point = KacRicePoint(
         alpha=alpha, loss=loss.name, beta=beta, energy=a.energy, complexity=a.complexity, branch=branch,
-        chi=chi, kappa=kappa, c=c, mu=a.mu, bulk_edge=float(bulk_edge), rho_edge=float(rho_edge),
+        chi=chi, kappa=kappa, c=c, mu=a.mu, overlap=q, tau=float(tau),
+        dsigma_doverlap=_dsigma_doverlap(g, alpha, tau, p), bulk_edge=float(bulk_edge), rho_edge=float(rho_edge),
         isolated_eigenvalue=iso, overlap2=float(overlap2), bbp_residual=float(bbp), law=law,
         residuals=residuals, converged=bool(converged), iterations=int(evals), residual=residual,
         message="; ".join(messages), curvature_law=cl,
-        atoms={"yhat": g.u[keep], "y": g.y[keep], "weights": p[keep] / max(p[keep].sum(), 1e-300)}
+        atoms={"yhat": g.u[keep], "y": g.y[keep], "s": g.s[keep], "weights": p[keep] / max(p[keep].sum(), 1e-300)}
         if converged else None,
         spectrum=spec)
     return raise_if_failed(point, strict)
@@ -462,9 +543,9 @@ def _point(g, loss, alpha, beta, branch, chi, kappa, c, fx, a: _Averages, evals,
 # ============================================================================ curves and window
 def complexity_curve(alpha: float, betas: ArrayLike, *, loss: Loss | str | None = None,
                      quad: KacRiceQuadrature = KacRiceQuadrature(),
-                     guess: tuple[float, float, float] | None = None) -> list[KacRicePoint]:
-    """Sigma(e) at fixed alpha: one :class:`KacRicePoint` per beta (non-strict), solved in
-    order of distance from beta = 0 with warm starts (docs/theory.md §8.5)."""
+                     guess: tuple[float, ...] | None = None, overlap: float = 0.0) -> list[KacRicePoint]:
+    """Sigma(e) at fixed alpha (and teacher overlap q): one :class:`KacRicePoint` per beta
+    (non-strict), solved in order of distance from beta = 0 with warm starts (docs/theory.md §8.5)."""
     alpha = _check_alpha(alpha)
     betas = [float(b) for b in np.atleast_1d(betas)]
     order = sorted(range(len(betas)), key=lambda i: (abs(betas[i]), betas[i]))
@@ -472,7 +553,8 @@ def complexity_curve(alpha: float, betas: ArrayLike, *, loss: Loss | str | None 
     last = {1: guess, -1: guess}
     for i in order:
         side = 1 if betas[i] >= 0 else -1
-        pt = solve_kac_rice(alpha, betas[i], loss=loss, quad=quad, guess=last[side], strict=False)
+        pt = solve_kac_rice(alpha, betas[i], loss=loss, quad=quad, guess=last[side], overlap=overlap,
+                            strict=False)
         if pt.converged:
             last[side] = pt.guess
             if betas[i] == 0:
@@ -482,13 +564,14 @@ def complexity_curve(alpha: float, betas: ArrayLike, *, loss: Loss | str | None 
 
 
 def _energy_target(alpha, energy, loss, quad, start: KacRicePoint):
-    """The point of energy ``energy``: Brent on beta (e decreases with beta)."""
+    """The point of energy ``energy`` at the overlap of ``start``: Brent on beta (e decreases with beta)."""
     cache = {}
 
     def solve(beta):
         key = round(beta, 14)
         if key not in cache:
-            cache[key] = solve_kac_rice(alpha, beta, loss=loss, quad=quad, guess=start.guess, strict=False)
+            cache[key] = solve_kac_rice(alpha, beta, loss=loss, quad=quad, guess=start.guess,
+                                        overlap=start.overlap, strict=False)
         return cache[key]
 
     def f(beta):
@@ -517,39 +600,45 @@ HIGH_QUAD = KacRiceQuadrature(n_u=720, n_y=600, u_max=9.0, y_max=12.0)
 
 
 def _solve_energy_direct(g: _Grid, loss: Loss, alpha: float, energy: float, x0) -> KacRicePoint:
-    """Marginal branch at fixed energy: (chi, kappa, c, beta) from eqs. 8.7-8.10 together.
+    """Marginal branch at fixed energy: (chi, kappa, c, beta[, tau]) from eqs. 8.7-8.10 (and 8.21
+    at q != 0) together; ``x0`` = (log chi, log kappa, log c, beta[, tau]).
 
     Above e_typical e(beta) is very steep (alpha = 4: e 2.6 -> 3.4 for beta -0.05 -> -0.06),
     so the energy, not beta, is the parameter that continues the branch."""
     evals = [0]
+    with_tau = g.overlap != 0.0
+    x0 = list(x0)[:4] + ([x0[4] if len(x0) > 4 else 0.0] if with_tau else [])
 
     def f(v):
         evals[0] += 1
         if np.any(np.abs(v[:3]) > 60):
-            return np.full(4, 1e6)
+            return np.full(len(v), 1e6)
         chi, kappa, c = np.exp(v[:3])
-        a = _averages(g, alpha, chi, kappa, c, v[3])
-        r = np.array([a.r_lambda, a.r_edge, a.r_c, a.energy / energy - 1.0])
+        a = _averages(g, alpha, chi, kappa, c, v[3], v[4] if with_tau else 0.0)
+        r = [a.r_lambda, a.r_edge, a.r_c, a.energy / energy - 1.0] + ([a.r_grad] if with_tau else [])
+        r = np.array(r)
         return np.where(np.isfinite(r), r, 1e6)
 
     sol = root(f, np.asarray(x0, float), method="hybr", options={"xtol": 1e-13})
     x, fx, n = _newton_polish(f, sol.x, SOLVER_TOL)
     chi, kappa, c = (float(v) for v in np.exp(x[:3]))
-    a = _averages(g, alpha, chi, kappa, c, float(x[3]))
-    return _point(g, loss, alpha, float(x[3]), "marginal", chi, kappa, c, fx, a, evals[0] + n, [], False)
+    tau = float(x[4]) if with_tau else 0.0
+    a = _averages(g, alpha, chi, kappa, c, float(x[3]), tau)
+    return _point(g, loss, alpha, float(x[3]), "marginal", chi, kappa, c, tau, fx, a, evals[0] + n, [], False)
 
 
 def _high_end(alpha: float, loss: Loss, typical: KacRicePoint, quad: KacRiceQuadrature = HIGH_QUAD):
     """e_high: continue the marginal branch in energy from e_typical (on ``quad``) until
     Sigma < 0, then Brent on the energy. Returns (point or None, message, evaluations)."""
-    g = _grid(loss, quad)
-    cur = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, guess=typical.guess, strict=False)
+    g = _grid(loss, quad, typical.overlap)
+    cur = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, guess=typical.guess, overlap=typical.overlap,
+                         strict=False)
     evals = cur.iterations
     if not (cur.converged and cur.branch == "marginal" and cur.complexity > 0):
         return None, f"no marginal start on the e_high grid: {cur.message}", evals
 
     def x_of(pt):
-        return [math.log(pt.chi), math.log(max(pt.kappa, 1e-12)), math.log(pt.c), pt.beta]
+        return [math.log(pt.chi), math.log(max(pt.kappa, 1e-12)), math.log(pt.c), pt.beta, pt.tau]
 
     step = 0.1 * cur.energy
     for _ in range(80):
@@ -578,8 +667,9 @@ def _high_end(alpha: float, loss: Loss, typical: KacRicePoint, quad: KacRiceQuad
 
 
 def solve_at_energy(alpha: float, energy: float, *, loss: Loss | str | None = None,
-                    quad: KacRiceQuadrature = KacRiceQuadrature(), strict: bool = True) -> KacRicePoint:
-    """The counted minima at a given energy (Brent on beta from beta = 0, eq. 8.10).
+                    quad: KacRiceQuadrature = KacRiceQuadrature(), overlap: float = 0.0,
+                    strict: bool = True) -> KacRicePoint:
+    """The counted minima at a given energy (and teacher overlap q; Brent on beta from beta = 0, eq. 8.10).
 
     Raises ConvergenceError (``strict``) when beta = 0 or the energy cannot be reached;
     with ``strict=False`` returns the failed point of the last attempt instead.
@@ -589,7 +679,7 @@ def solve_at_energy(alpha: float, energy: float, *, loss: Loss | str | None = No
     if not (math.isfinite(energy) and energy > 0):
         raise InputError(f"energy must be a finite number > 0, got {energy!r}")
     loss = kac_rice_loss(loss)
-    start = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=strict)
+    start = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, overlap=overlap, strict=strict)
     if not start.converged:
         return start
     try:
@@ -614,6 +704,7 @@ class Landscape:
 
     alpha: float
     loss: str
+    overlap: float
     typical: KacRicePoint
     low: KacRicePoint | None
     high: KacRicePoint | None
@@ -633,14 +724,14 @@ class Landscape:
 
         t = self.typical
         at = self.at_energy or t
-        out = {"alpha": self.alpha, "loss": self.loss,
+        out = {"alpha": self.alpha, "loss": self.loss, "overlap": self.overlap,
                "e_low": e(self.low), "e_high": e(self.high), "e_marginal": e(self.marginal),
                "e_typical": t.energy,
                "sigma_low": s(self.low), "sigma_high": s(self.high), "sigma_marginal": s(self.marginal),
                "sigma_typical": t.complexity,
                "energy": at.energy, "sigma": at.complexity, "beta": at.beta, "branch": at.branch,
                "chi": at.chi, "kappa": at.kappa, "c": at.c, "mu": at.mu,
-               "law": at.law, "bulk_edge": at.bulk_edge, "isolated_eigenvalue": at.isolated_eigenvalue,
+               "tau": at.tau, "dsigma_doverlap": at.dsigma_doverlap, "law": at.law, "bulk_edge": at.bulk_edge, "isolated_eigenvalue": at.isolated_eigenvalue,
                "overlap2": at.overlap2, "bbp_residual": at.bbp_residual, "residuals": at.residuals,
                "converged": self.converged, "iterations": self.iterations, "residual": self.residual,
                "message": self.message}
@@ -654,7 +745,8 @@ def _zero_crossing(alpha, loss, quad, inside: KacRicePoint, direction: float, be
     cur = inside
     step = 0.05 * direction
     while abs(cur.beta) < beta_limit:
-        nxt = solve_kac_rice(alpha, cur.beta + step, loss=loss, quad=quad, guess=cur.guess, strict=False)
+        nxt = solve_kac_rice(alpha, cur.beta + step, loss=loss, quad=quad, guess=cur.guess,
+                             overlap=inside.overlap, strict=False)
         evals += nxt.iterations
         if not nxt.converged:
             if abs(step) > 0.004:
@@ -666,11 +758,13 @@ def _zero_crossing(alpha, loss, quad, inside: KacRicePoint, direction: float, be
 
             def f(b, _start=cur):
                 if b not in cache:
-                    cache[b] = solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=_start.guess, strict=True)
+                    cache[b] = solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=_start.guess,
+                                              overlap=_start.overlap, strict=True)
                 return cache[b].complexity
 
             b = brentq(f, min(cur.beta, nxt.beta), max(cur.beta, nxt.beta), xtol=1e-12, rtol=1e-12)
-            return cache.get(b) or solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=cur.guess), "", evals
+            return cache.get(b) or solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=cur.guess,
+                                                  overlap=inside.overlap), "", evals
         cur = nxt
         step *= 1.5
     return None, f"Sigma > 0 up to |beta| = {beta_limit:g} (e = {cur.energy:.6g})", evals
@@ -678,8 +772,9 @@ def _zero_crossing(alpha, loss, quad, inside: KacRicePoint, direction: float, be
 
 def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | None = None,
               quad: KacRiceQuadrature | None = None, beta_limit: float | None = None,
-              strict: bool = True) -> Landscape:
-    """Energy window, most numerous and marginal minima at ``alpha`` (docs/theory.md §8.6).
+              overlap: float | None = None, strict: bool = True) -> Landscape:
+    """Energy window, most numerous and marginal minima at ``alpha`` (docs/theory.md §8.6), among
+    the minima at teacher overlap ``overlap`` (default q = 0; §8.10).
 
     Solves beta = 0 (e_typical), then walks beta up (lower e) to the zero of Sigma (e_low) and
     continues the marginal branch in energy (higher e) to the other zero (e_high), by Brent, and, if ``energy`` is given, the point at that
@@ -690,9 +785,10 @@ def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | N
     loss = kac_rice_loss(loss if loss is not None else LANDSCAPE_DEFAULTS.loss)
     quad = quad if quad is not None else LANDSCAPE_DEFAULTS.quad
     beta_limit = float(beta_limit if beta_limit is not None else LANDSCAPE_DEFAULTS.beta_limit)
+    overlap = _check_overlap(overlap if overlap is not None else LANDSCAPE_DEFAULTS.overlap)
     if energy is not None and not (math.isfinite(float(energy)) and float(energy) > 0):
         raise InputError(f"energy must be a finite number > 0, got {energy!r}")
-    typical = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, strict=False)
+    typical = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, overlap=overlap, strict=False)
     evals = typical.iterations
     msgs = []
     low = high = marginal = at = None
@@ -716,7 +812,7 @@ def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | N
     converged = typical.converged and (energy is None or (at is not None and at.converged))
     msgs.insert(0, typical.message)
     res = max([pt.residual for pt in (typical, low, high, at) if pt is not None])
-    out = Landscape(alpha=alpha, loss=loss.name, typical=typical, low=low, high=high, marginal=marginal,
+    out = Landscape(alpha=alpha, loss=loss.name, overlap=overlap, typical=typical, low=low, high=high, marginal=marginal,
                     at_energy=at, converged=bool(converged), iterations=int(evals), residual=float(res),
                     message="; ".join(m for m in msgs if m))
     return raise_if_failed(out, strict)
@@ -728,6 +824,8 @@ class LandscapeConfig:
 
     loss: str = "quartic"
     beta_limit: float = 4.0
+    #: teacher overlap q of the counted minima (§8.10)
+    overlap: float = 0.0
     quad: KacRiceQuadrature = KacRiceQuadrature()
     #: index densities at which the crossover of the typical critical points is reported (§8.9)
     index_levels: tuple = (1e-2, 1e-3)
@@ -741,9 +839,10 @@ LANDSCAPE_DEFAULTS = LandscapeConfig()
 # ============================================================================ BBP and phase diagram
 def bbp_alpha(*, beta: float = 0.0, energy: float | None = None, loss: Loss | str | None = None,
               quad: KacRiceQuadrature = KacRiceQuadrature(), alpha_range: tuple[float, float] = (4.0, 24.0),
-              strict: bool = True) -> dict:
-    """The alpha at which the counted minima acquire an isolated eigenvalue toward the signal
-    (BBP residual eq. 2.9 = 0 on the law at fixed ``beta``, or at fixed ``energy``).
+              overlap: float = 0.0, strict: bool = True) -> dict:
+    """The alpha at which the counted minima (at teacher overlap ``overlap``) acquire an isolated
+    eigenvalue toward the signal (BBP residual eq. 2.9 = 0 on the law at fixed ``beta``, or at
+    fixed ``energy``).
 
     Returns a dict: alpha_bbp (None if no sign change in ``alpha_range``), the residuals at
     the ends, the point at alpha_bbp, converged, message.
@@ -754,9 +853,9 @@ def bbp_alpha(*, beta: float = 0.0, energy: float | None = None, loss: Loss | st
     def point(a):
         if a not in cache:
             if energy is None:
-                cache[a] = solve_kac_rice(a, beta, loss=loss, quad=quad, strict=True)
+                cache[a] = solve_kac_rice(a, beta, loss=loss, quad=quad, overlap=overlap, strict=True)
             else:
-                start = solve_kac_rice(a, 0.0, loss=loss, quad=quad, strict=True)
+                start = solve_kac_rice(a, 0.0, loss=loss, quad=quad, overlap=overlap, strict=True)
                 cache[a] = _energy_target(a, float(energy), loss, quad, start)
         return cache[a]
 
@@ -780,10 +879,10 @@ def bbp_alpha(*, beta: float = 0.0, energy: float | None = None, loss: Loss | st
 
 
 def phase_diagram(alphas: ArrayLike, betas: ArrayLike, *, loss: Loss | str | None = None,
-                  quad: KacRiceQuadrature = KacRiceQuadrature(),
+                  quad: KacRiceQuadrature = KacRiceQuadrature(), overlap: float = 0.0,
                   progress: Callable[[str], None] | None = None) -> "xr.Dataset":
-    """Sigma, energy, branch and BBP residual on an (alpha, beta) grid, as an xarray Dataset
-    (docs/theory.md §8.7). Region codes: 0 no minima (Sigma < 0 or not solved), 1 minima
+    """Sigma, energy, branch and BBP residual on an (alpha, beta) grid at teacher overlap
+    ``overlap``, as an xarray Dataset (docs/theory.md §8.7). Region codes: 0 no minima (Sigma < 0 or not solved), 1 minima
     without a spike toward the signal, 2 minima unstable toward the signal (BBP residual > 0)."""
     import xarray as xr
 
@@ -795,7 +894,7 @@ def phase_diagram(alphas: ArrayLike, betas: ArrayLike, *, loss: Loss | str | Non
     region = np.zeros(shape, dtype=np.int8)
     marginal = np.zeros(shape, dtype=np.int8)
     for i, a in enumerate(alphas):
-        pts = complexity_curve(a, betas, loss=loss, quad=quad)
+        pts = complexity_curve(a, betas, loss=loss, quad=quad, overlap=overlap)
         for j, pt in enumerate(pts):
             if progress is not None:
                 progress(f"alpha={a:g} beta={betas[j]:g}: {'ok' if pt.converged else 'failed'}")
@@ -822,6 +921,7 @@ def phase_diagram(alphas: ArrayLike, betas: ArrayLike, *, loss: Loss | str | Non
     for k, txt in units.items():
         ds[k].attrs["description"] = txt
     ds["beta"].attrs["description"] = "dSigma/de"
+    ds.attrs["overlap"] = float(overlap)
     return ds
 
 
