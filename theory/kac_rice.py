@@ -170,19 +170,28 @@ class _Grid:
     (weights below 1e-300 dropped); s = (y - q u) / sqrt(1 - q^2) is the field along the
     direction e toward the signal in the tangent space (eq. 8.19)."""
 
-    def __init__(self, loss: Loss, quad: KacRiceQuadrature, overlap: float = 0.0):
+    def __init__(self, loss: Loss, quad: KacRiceQuadrature, overlap: float = 0.0, restricted: bool = False):
         q = float(overlap)
         u, y, w = quad.grid(q)
         keep = w > 1e-300
         self.overlap = q
+        self.restricted = bool(restricted)
+        # eq. 8.21 is an equation (multiplier tau) for the minima of L on the whole sphere at q != 0
+        self.with_tau = q != 0.0 and not self.restricted
         self.u, self.y, self.w0 = u[keep], y[keep], w[keep]
         self.logw0 = np.log(self.w0)
         self.V = np.asarray(loss.V(self.u, self.y), float)
         self.dV = np.asarray(loss.dV(self.u, self.y), float)
         self.D = np.asarray(loss.d2V(self.u, self.y), float)
-        self.uV1 = self.u * self.dV
-        self.V1sq = self.dV ** 2
         one_q2 = 1.0 - q * q
+        # the field whose average with V' is the multiplier mu of the Hessian (eq. 1.3): yhat on the
+        # whole sphere, (yhat - q y)/(1 - q^2) on the sub-sphere of overlap q (eq. 8.24)
+        if self.restricted:
+            self.uV1 = (self.u - q * self.y) / one_q2 * self.dV
+            self.V1_dq_mult = self.dV * (2 * q * self.u - (1 + q * q) * self.y) / one_q2**2
+        else:
+            self.uV1 = self.u * self.dV
+        self.V1sq = self.dV ** 2
         self.s = (self.y - q * self.u) / math.sqrt(one_q2)
         self.V1s = self.dV * self.s
         # q-derivatives at fixed (u, y), for the envelope dSigma/dq (eq. 8.23)
@@ -257,8 +266,9 @@ def _averages(g: _Grid, alpha: float, chi: float, kappa: float, c: float, beta: 
 class KacRicePoint:
     """The counted minima at one (alpha, beta, q) (docs/theory.md §8, §8.10 for q != 0).
 
-    ``beta`` = dSigma/de; ``overlap`` q = <W, W*>/N, ``tau`` the multiplier of the gradient
-    along the signal (eq. 8.21; 0 at q = 0), ``dsigma_doverlap`` = dSigma/dq at fixed energy
+    ``beta`` = dSigma/de; ``overlap`` q = <W, W*>/N, ``restricted`` (minima of L on the
+    sub-sphere of overlap q, eq. 8.24), ``tau`` the multiplier of the gradient along the
+    signal (eq. 8.21; 0 at q = 0 and when restricted), ``dsigma_doverlap`` = dSigma/dq at fixed energy
     (envelope, eq. 8.23). ``branch``: a key of :data:`BRANCHES`. ``bulk_edge``,
     ``rho_edge``, ``isolated_eigenvalue``, ``overlap2``, ``bbp_residual`` come from
     :func:`theory.spectrum.spectrum_summary` on the law of (D, s = y) with mu (an
@@ -282,6 +292,7 @@ class KacRicePoint:
     c: float
     mu: float
     overlap: float
+    restricted: bool
     tau: float
     dsigma_doverlap: float
     bulk_edge: float
@@ -302,7 +313,7 @@ class KacRicePoint:
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays)."""
         keys = ("alpha", "loss", "beta", "energy", "complexity", "branch", "chi", "kappa", "c", "mu",
-                "overlap", "tau", "dsigma_doverlap", "bulk_edge", "rho_edge", "isolated_eigenvalue", "overlap2", "bbp_residual", "law",
+                "overlap", "restricted", "tau", "dsigma_doverlap", "bulk_edge", "rho_edge", "isolated_eigenvalue", "overlap2", "bbp_residual", "law",
                 "residuals", "converged", "iterations", "residual", "message")
         return {k: getattr(self, k) for k in keys}
 
@@ -353,8 +364,8 @@ def _cached(cache: dict, kind, loss: Loss, quad: KacRiceQuadrature, *args):
     return cache[key]
 
 
-def _grid(loss: Loss, quad: KacRiceQuadrature, overlap: float = 0.0) -> _Grid:
-    return _cached(_GRIDS, _Grid, loss, quad, float(overlap))
+def _grid(loss: Loss, quad: KacRiceQuadrature, overlap: float = 0.0, restricted: bool = False) -> _Grid:
+    return _cached(_GRIDS, _Grid, loss, quad, float(overlap), bool(restricted))
 
 
 def _newton_polish(f, x, tol: float, max_steps: int = 8):
@@ -394,7 +405,7 @@ def _solve_branch(g: _Grid, alpha: float, beta: float, branch: str, guess):
     """Root of eqs. 8.7-8.9 (and 8.21 at q != 0) on one branch; returns
     (chi, kappa, c, tau, residual vector, evals)."""
     evals = [0]
-    with_tau = g.overlap != 0.0
+    with_tau = g.with_tau
     n_log = 3 if branch == "marginal" else 2
 
     def unpack(x):
@@ -429,7 +440,7 @@ def _solve_branch(g: _Grid, alpha: float, beta: float, branch: str, guess):
 
 def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None = None,
                    quad: KacRiceQuadrature = KacRiceQuadrature(), branch: str = "auto",
-                   guess: tuple[float, ...] | None = None, overlap: float = 0.0,
+                   guess: tuple[float, ...] | None = None, overlap: float = 0.0, restricted: bool = False,
                    strict: bool = True) -> KacRicePoint:
     """The minima counted by Kac-Rice at (alpha, beta = dSigma/de, q), docs/theory.md eqs. 8.6-8.11
     (eqs. 8.19-8.23 at q != 0).
@@ -452,6 +463,10 @@ def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None =
     overlap : float
         Teacher overlap q = <W, W*>/N of the counted minima, |q| < 1 (default 0). At q != 0
         the gradient along the signal is a constraint with its own multiplier tau (eq. 8.21).
+    restricted : bool
+        Count the minima of L restricted to the sub-sphere <W, W*>/N = q instead (eq. 8.24):
+        the gradient along the signal is free, tau = 0. These are where a flow held at
+        overlap q stops; at q = 0 the two counts coincide.
     strict : bool
         Raise ConvergenceError (the failed point attached) instead of returning it.
     """
@@ -462,7 +477,7 @@ def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None =
     if branch not in ("auto", *BRANCHES):
         raise InputError(f"unknown branch {branch!r}; known: auto, {', '.join(BRANCHES)}")
     loss = kac_rice_loss(loss)
-    g = _grid(loss, quad, _check_overlap(overlap))
+    g = _grid(loss, quad, _check_overlap(overlap), restricted)
     guess = tuple(guess) if guess is not None else _default_guess(alpha)
     evals = 0
     notes = []
@@ -485,13 +500,18 @@ def solve_kac_rice(alpha: float, beta: float = 0.0, *, loss: Loss | str | None =
     return _point(g, loss, alpha, beta, *chosen, evals, notes, strict)
 
 
-def _dsigma_doverlap(g: _Grid, alpha: float, tau: float, p: np.ndarray) -> float:
+def _dsigma_doverlap(g: _Grid, alpha: float, chi: float, kappa: float, tau: float, p: np.ndarray) -> float:
     """Envelope dSigma/dq at fixed energy (eq. 8.23):
-    -q/(1 - q^2) + alpha E[d_q log phi_q] - tau alpha E[V' d_q s]; 0 at q = 0 by symmetry."""
+    -q/(1 - q^2) + alpha E[d_q log phi_q] - tau alpha E[V' d_q s] on the whole sphere, and with
+    -(chi + kappa) alpha E[V' d_q ytilde] in place of the tau term on the sub-sphere (eq. 8.25);
+    0 at q = 0 by symmetry."""
     q = g.overlap
     if q == 0.0:
         return 0.0
-    return float(-q / (1 - q * q) + alpha * float(p @ g.dq_log_density) - tau * alpha * float(p @ g.V1_dq_s))
+    out = -q / (1 - q * q) + alpha * float(p @ g.dq_log_density)
+    if g.restricted:
+        return float(out - (chi + kappa) * alpha * float(p @ g.V1_dq_mult))
+    return float(out - tau * alpha * float(p @ g.V1_dq_s))
 
 
 def _point(g, loss, alpha, beta, branch, chi, kappa, c, tau, fx, a: _Averages, evals, notes, strict):
@@ -500,7 +520,8 @@ def _point(g, loss, alpha, beta, branch, chi, kappa, c, tau, fx, a: _Averages, e
     keep = p > 0
     q = g.overlap
     residuals = {"lambda": float(a.r_lambda), "edge": float(a.r_edge) if branch == "marginal" else None,
-                 "c": float(a.r_c), "gradient_signal": float(a.r_grad), "rim_mass": a.tail}
+                 "c": float(a.r_c), "gradient_signal": None if g.restricted and q else float(a.r_grad),
+                 "rim_mass": a.tail}
     converged = residual < SOLVER_TOL and a.tail < 1e-9 and math.isfinite(a.complexity)
     messages = list(notes)
     if residual >= SOLVER_TOL:
@@ -529,8 +550,8 @@ def _point(g, loss, alpha, beta, branch, chi, kappa, c, tau, fx, a: _Averages, e
         messages.append(f"converged ({branch} branch)")
     point = KacRicePoint(
         alpha=alpha, loss=loss.name, beta=beta, energy=a.energy, complexity=a.complexity, branch=branch,
-        chi=chi, kappa=kappa, c=c, mu=a.mu, overlap=q, tau=float(tau),
-        dsigma_doverlap=_dsigma_doverlap(g, alpha, tau, p), bulk_edge=float(bulk_edge), rho_edge=float(rho_edge),
+        chi=chi, kappa=kappa, c=c, mu=a.mu, overlap=q, restricted=g.restricted, tau=float(tau),
+        dsigma_doverlap=_dsigma_doverlap(g, alpha, chi, kappa, tau, p), bulk_edge=float(bulk_edge), rho_edge=float(rho_edge),
         isolated_eigenvalue=iso, overlap2=float(overlap2), bbp_residual=float(bbp), law=law,
         residuals=residuals, converged=bool(converged), iterations=int(evals), residual=residual,
         message="; ".join(messages), curvature_law=cl,
@@ -543,7 +564,8 @@ def _point(g, loss, alpha, beta, branch, chi, kappa, c, tau, fx, a: _Averages, e
 # ============================================================================ curves and window
 def complexity_curve(alpha: float, betas: ArrayLike, *, loss: Loss | str | None = None,
                      quad: KacRiceQuadrature = KacRiceQuadrature(),
-                     guess: tuple[float, ...] | None = None, overlap: float = 0.0) -> list[KacRicePoint]:
+                     guess: tuple[float, ...] | None = None, overlap: float = 0.0,
+                     restricted: bool = False) -> list[KacRicePoint]:
     """Sigma(e) at fixed alpha (and teacher overlap q): one :class:`KacRicePoint` per beta
     (non-strict), solved in order of distance from beta = 0 with warm starts (docs/theory.md §8.5)."""
     alpha = _check_alpha(alpha)
@@ -554,7 +576,7 @@ def complexity_curve(alpha: float, betas: ArrayLike, *, loss: Loss | str | None 
     for i in order:
         side = 1 if betas[i] >= 0 else -1
         pt = solve_kac_rice(alpha, betas[i], loss=loss, quad=quad, guess=last[side], overlap=overlap,
-                            strict=False)
+                            restricted=restricted, strict=False)
         if pt.converged:
             last[side] = pt.guess
             if betas[i] == 0:
@@ -571,7 +593,7 @@ def _energy_target(alpha, energy, loss, quad, start: KacRicePoint):
         key = round(beta, 14)
         if key not in cache:
             cache[key] = solve_kac_rice(alpha, beta, loss=loss, quad=quad, guess=start.guess,
-                                        overlap=start.overlap, strict=False)
+                                        overlap=start.overlap, restricted=start.restricted, strict=False)
         return cache[key]
 
     def f(beta):
@@ -585,8 +607,14 @@ def _energy_target(alpha, energy, loss, quad, start: KacRicePoint):
     step = 0.05 if f0 > 0 else -0.05
     b1 = b0
     for _ in range(40):
+        pt = solve(b1 + step)
+        if not pt.converged:   # overshot into the steep part of e(beta) (§8.7): shorter steps
+            if abs(step) < 1e-4:
+                raise ConvergenceError(pt.message, pt)
+            step /= 4
+            continue
         b_prev, b1 = b1, b1 + step
-        f1 = f(b1)
+        f1 = pt.energy - energy
         if np.sign(f1) != np.sign(f0):
             beta = brentq(f, min(b_prev, b1), max(b_prev, b1), xtol=1e-12, rtol=1e-12)
             return solve(beta)
@@ -606,7 +634,7 @@ def _solve_energy_direct(g: _Grid, loss: Loss, alpha: float, energy: float, x0) 
     Above e_typical e(beta) is very steep (alpha = 4: e 2.6 -> 3.4 for beta -0.05 -> -0.06),
     so the energy, not beta, is the parameter that continues the branch."""
     evals = [0]
-    with_tau = g.overlap != 0.0
+    with_tau = g.with_tau
     x0 = list(x0)[:4] + ([x0[4] if len(x0) > 4 else 0.0] if with_tau else [])
 
     def f(v):
@@ -630,8 +658,8 @@ def _solve_energy_direct(g: _Grid, loss: Loss, alpha: float, energy: float, x0) 
 def _high_end(alpha: float, loss: Loss, typical: KacRicePoint, quad: KacRiceQuadrature = HIGH_QUAD):
     """e_high: continue the marginal branch in energy from e_typical (on ``quad``) until
     Sigma < 0, then Brent on the energy. Returns (point or None, message, evaluations)."""
-    g = _grid(loss, quad, typical.overlap)
-    cur = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, guess=typical.guess, overlap=typical.overlap,
+    g = _grid(loss, quad, typical.overlap, typical.restricted)
+    cur = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, guess=typical.guess, overlap=typical.overlap, restricted=typical.restricted,
                          strict=False)
     evals = cur.iterations
     if not (cur.converged and cur.branch == "marginal" and cur.complexity > 0):
@@ -668,7 +696,7 @@ def _high_end(alpha: float, loss: Loss, typical: KacRicePoint, quad: KacRiceQuad
 
 def solve_at_energy(alpha: float, energy: float, *, loss: Loss | str | None = None,
                     quad: KacRiceQuadrature = KacRiceQuadrature(), overlap: float = 0.0,
-                    strict: bool = True) -> KacRicePoint:
+                    restricted: bool = False, strict: bool = True) -> KacRicePoint:
     """The counted minima at a given energy (and teacher overlap q; Brent on beta from beta = 0, eq. 8.10).
 
     Raises ConvergenceError (``strict``) when beta = 0 or the energy cannot be reached;
@@ -679,7 +707,7 @@ def solve_at_energy(alpha: float, energy: float, *, loss: Loss | str | None = No
     if not (math.isfinite(energy) and energy > 0):
         raise InputError(f"energy must be a finite number > 0, got {energy!r}")
     loss = kac_rice_loss(loss)
-    start = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, overlap=overlap, strict=strict)
+    start = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, overlap=overlap, restricted=restricted, strict=strict)
     if not start.converged:
         return start
     try:
@@ -705,6 +733,7 @@ class Landscape:
     alpha: float
     loss: str
     overlap: float
+    restricted: bool
     typical: KacRicePoint
     low: KacRicePoint | None
     high: KacRicePoint | None
@@ -724,7 +753,7 @@ class Landscape:
 
         t = self.typical
         at = self.at_energy or t
-        out = {"alpha": self.alpha, "loss": self.loss, "overlap": self.overlap,
+        out = {"alpha": self.alpha, "loss": self.loss, "overlap": self.overlap, "restricted": self.restricted,
                "e_low": e(self.low), "e_high": e(self.high), "e_marginal": e(self.marginal),
                "e_typical": t.energy,
                "sigma_low": s(self.low), "sigma_high": s(self.high), "sigma_marginal": s(self.marginal),
@@ -746,7 +775,7 @@ def _zero_crossing(alpha, loss, quad, inside: KacRicePoint, direction: float, be
     step = 0.05 * direction
     while abs(cur.beta) < beta_limit:
         nxt = solve_kac_rice(alpha, cur.beta + step, loss=loss, quad=quad, guess=cur.guess,
-                             overlap=inside.overlap, strict=False)
+                             overlap=inside.overlap, restricted=inside.restricted, strict=False)
         evals += nxt.iterations
         if not nxt.converged:
             if abs(step) > 0.004:
@@ -759,12 +788,12 @@ def _zero_crossing(alpha, loss, quad, inside: KacRicePoint, direction: float, be
             def f(b, _start=cur):
                 if b not in cache:
                     cache[b] = solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=_start.guess,
-                                              overlap=_start.overlap, strict=True)
+                                              overlap=_start.overlap, restricted=_start.restricted, strict=True)
                 return cache[b].complexity
 
             b = brentq(f, min(cur.beta, nxt.beta), max(cur.beta, nxt.beta), xtol=1e-12, rtol=1e-12)
             return cache.get(b) or solve_kac_rice(alpha, b, loss=loss, quad=quad, guess=cur.guess,
-                                                  overlap=inside.overlap), "", evals
+                                                  overlap=inside.overlap, restricted=inside.restricted), "", evals
         cur = nxt
         step *= 1.5
     return None, f"Sigma > 0 up to |beta| = {beta_limit:g} (e = {cur.energy:.6g})", evals
@@ -772,9 +801,10 @@ def _zero_crossing(alpha, loss, quad, inside: KacRicePoint, direction: float, be
 
 def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | None = None,
               quad: KacRiceQuadrature | None = None, beta_limit: float | None = None,
-              overlap: float | None = None, strict: bool = True) -> Landscape:
+              overlap: float | None = None, restricted: bool = False, strict: bool = True) -> Landscape:
     """Energy window, most numerous and marginal minima at ``alpha`` (docs/theory.md §8.6), among
-    the minima at teacher overlap ``overlap`` (default q = 0; §8.10).
+    the minima at teacher overlap ``overlap`` (default q = 0; §8.10; ``restricted``: the minima of
+    L on the sub-sphere of that overlap, eq. 8.24).
 
     Solves beta = 0 (e_typical), then walks beta up (lower e) to the zero of Sigma (e_low) and
     continues the marginal branch in energy (higher e) to the other zero (e_high), by Brent, and, if ``energy`` is given, the point at that
@@ -788,7 +818,8 @@ def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | N
     overlap = _check_overlap(overlap if overlap is not None else LANDSCAPE_DEFAULTS.overlap)
     if energy is not None and not (math.isfinite(float(energy)) and float(energy) > 0):
         raise InputError(f"energy must be a finite number > 0, got {energy!r}")
-    typical = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, overlap=overlap, strict=False)
+    typical = solve_kac_rice(alpha, 0.0, loss=loss, quad=quad, overlap=overlap, restricted=restricted,
+                             strict=False)
     evals = typical.iterations
     msgs = []
     low = high = marginal = at = None
@@ -812,7 +843,7 @@ def landscape(alpha: float, *, energy: float | None = None, loss: Loss | str | N
     converged = typical.converged and (energy is None or (at is not None and at.converged))
     msgs.insert(0, typical.message)
     res = max([pt.residual for pt in (typical, low, high, at) if pt is not None])
-    out = Landscape(alpha=alpha, loss=loss.name, overlap=overlap, typical=typical, low=low, high=high, marginal=marginal,
+    out = Landscape(alpha=alpha, loss=loss.name, overlap=overlap, restricted=bool(restricted), typical=typical, low=low, high=high, marginal=marginal,
                     at_energy=at, converged=bool(converged), iterations=int(evals), residual=float(res),
                     message="; ".join(m for m in msgs if m))
     return raise_if_failed(out, strict)

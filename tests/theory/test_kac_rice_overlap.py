@@ -110,3 +110,29 @@ def test_cli_bad_overlap_one_line(capsys):
         code = run_cli(main, argv)
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, (argv, err)
+
+
+@pytest.mark.parametrize("beta,q", [(0.0, 0.15), (0.1, 0.5)])
+def test_restricted_envelope_matches_finite_differences(beta, q):
+    """Minima on the sub-sphere of overlap q (eq. 8.24): eq. 8.25 against finite differences."""
+    h = 1e-4
+    mid = solve_kac_rice(4.0, beta, quad=COARSE, overlap=q, restricted=True)
+    lo = solve_kac_rice(4.0, beta, quad=COARSE, overlap=q - h, restricted=True, guess=mid.guess)
+    hi = solve_kac_rice(4.0, beta, quad=COARSE, overlap=q + h, restricted=True, guess=mid.guess)
+    assert mid.converged and mid.restricted and mid.tau == 0.0
+    assert mid.residuals["gradient_signal"] is None      # free on the sub-sphere, not an equation
+
+    def g(p):
+        return p.complexity - beta * p.energy
+
+    assert (g(hi) - g(lo)) / (2 * h) == pytest.approx(mid.dsigma_doverlap, abs=1e-7)
+    # the Hessian multiplier of the sub-sphere: alpha E[V' (yhat - q y)] / (1 - q^2) (eq. 8.24)
+    w, u, y = (mid.atoms[k] for k in ("weights", "yhat", "y"))
+    dv = 2 * u * (u**2 - y**2)
+    assert mid.mu == pytest.approx(4.0 * float(w @ (dv * (u - q * y))) / (1 - q * q), rel=1e-10)
+
+
+def test_restricted_equals_whole_sphere_at_q0(quartic_q0):
+    r = solve_kac_rice(4.0, 0.2, quad=COARSE, restricted=True, guess=quartic_q0.guess)
+    assert r.energy == pytest.approx(quartic_q0.energy, abs=1e-12)
+    assert r.complexity == pytest.approx(quartic_q0.complexity, abs=1e-12)
