@@ -17,6 +17,12 @@ reproducible and writing one result file (atomic, provenance attached):
              from the committed walk -> results/kac_rice/critical_upper.json
     critical-compare  Sigma_tot, index and Sigma_min at the flow's stopping energies, next to the
              predictions -> results/kac_rice/critical_compare.json and figures/kac_rice_critical.png
+    overlap-predict  minima at teacher overlap q (§8.10), on the sub-sphere of overlap q and on the
+             whole sphere -> results/kac_rice/overlap_predictions.json (commit before simulating)
+    overlap-simulate  gradient flow held at overlap q, one record per (N, alpha, q)
+             -> results/kac_rice/overlap_runs.json (resumable: done points are skipped)
+    overlap-compare  the runs against the predictions -> results/kac_rice/overlap_compare.json
+             and figures/kac_rice_overlap.png
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/validate_kac_rice.py window
 """
@@ -68,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
     sub.add_parser("critical-compare")
     sub.add_parser("critical-upper")
+    op = sub.add_parser("overlap-predict")
+    op.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
+    op.add_argument("--overlaps", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6])
+    osim = sub.add_parser("overlap-simulate")
+    osim.add_argument("--alphas", type=float, nargs="+", default=[3.0, 4.0, 5.0, 6.0, 7.0])
+    osim.add_argument("--overlaps", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6])
+    osim.add_argument("--n", type=int, nargs="+", default=[1000, 2000])
+    osim.add_argument("--reps", type=int, default=8)
+    sub.add_parser("overlap-compare")
     args = ap.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.cmd == "window":
@@ -125,6 +140,48 @@ def main(argv: list[str] | None = None) -> int:
             phase = load_netcdf(OUT / "phase_diagram.nc")
         plot_critical(pred["rows"], "figures/kac_rice_critical.png", phase)
         print(format_rows(rows, [k for k in rows[0] if k not in ("message",)]))
+    elif args.cmd == "overlap-predict":
+        from experiments.overlap import overlap_predictions
+
+        rows = overlap_predictions(args.alphas, args.overlaps, log=log)
+        _write_json(OUT / "overlap_predictions.json",
+                    {"provenance": provenance(stage="overlap-predict", alphas=args.alphas, overlaps=args.overlaps),
+                     "rows": rows})
+        print(format_rows(rows, ["alpha", "overlap", "e_restricted", "sigma_restricted", "mu_restricted",
+                                 "dsigma_dq_restricted", "e_sphere", "sigma_sphere", "dsigma_dq_sphere"]))
+    elif args.cmd == "overlap-simulate":
+        from experiments.overlap import simulate_fixed_overlap
+
+        path = OUT / "overlap_runs.json"
+        runs = json.loads(path.read_text())["runs"] if path.exists() else []
+        done = {(r["n"], r["alpha"], r["overlap"]) for r in runs}
+        for n in args.n:
+            for a in args.alphas:
+                for q in args.overlaps:
+                    if (n, a, q) in done:
+                        continue
+                    runs.append(simulate_fixed_overlap(n, a, q, args.reps))
+                    r = runs[-1]
+                    log(f"N={n} alpha={a:g} q={q:g}: {r['status'].count('trapped')}/{args.reps} trapped, "
+                        f"e={np.round(r['energy'], 4).tolist()} ({r['wall_seconds']:.0f} s)")
+                    _write_json(path, {"provenance": provenance(stage="overlap-simulate", reps=args.reps,
+                                                                experiment="experiments.overlap.simulate_fixed_overlap"),
+                                       "runs": runs})
+    elif args.cmd == "overlap-compare":
+        from experiments.overlap import overlap_compare, plot_overlap
+
+        pred = json.loads((OUT / "overlap_predictions.json").read_text())
+        runs = json.loads((OUT / "overlap_runs.json").read_text())["runs"]
+        rows = []
+        for n in sorted({r["n"] for r in runs}):
+            for row in overlap_compare(pred["rows"], [r for r in runs if r["n"] == n]):
+                rows.append({"n": n, **row})
+        _write_json(OUT / "overlap_compare.json",
+                    {"provenance": provenance(stage="overlap-compare", predictions="overlap_predictions.json",
+                                              predictions_created=pred["provenance"]["created"]), "rows": rows})
+        plot_overlap(rows, "figures/kac_rice_overlap.png")
+        print(format_rows(rows, ["n", "alpha", "overlap", "trapped", "e_sim", "e_sim_se", "e_kr", "shift_e_sim",
+                                 "shift_e_kr", "mu_sim", "mu_kr", "shift_mu_sim", "shift_mu_kr"]))
     elif args.cmd == "simulate":
         simulate_states(OUT / "states", args.alphas, args.n, args.reps, log=log)
     else:
