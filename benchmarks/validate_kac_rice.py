@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         _write_json(OUT / "overlap_compare.json",
                     {"provenance": provenance(stage="overlap-compare", predictions="overlap_predictions.json",
                                               predictions_created=pred["provenance"]["created"]), "rows": rows})
-        plot_overlap(rows, "figures/kac_rice_overlap.png")
+        plot_overlap(rows, "figures/kac_rice_overlap.png", pred["rows"])
         print(format_rows(rows, ["n", "alpha", "overlap", "trapped", "e_sim", "e_sim_se", "e_kr", "shift_e_sim",
                                  "shift_e_kr", "mu_sim", "mu_kr", "shift_mu_sim", "shift_mu_kr"]))
     elif args.cmd == "simulate":

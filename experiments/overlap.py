@@ -23,7 +23,7 @@ import numpy as np
 from theory.kac_rice import KacRiceQuadrature, solve_kac_rice
 from theory.loss import Loss, make_loss
 
-__all__ = ["overlap_predictions", "fixed_overlap_loss", "simulate_fixed_overlap", "overlap_compare"]
+__all__ = ["overlap_predictions", "fixed_overlap_loss", "simulate_fixed_overlap", "overlap_compare", "plot_overlap"]
 
 
 def overlap_predictions(alphas: Sequence[float], overlaps: Sequence[float], *,
@@ -64,7 +64,8 @@ def simulate_fixed_overlap(n: int, alpha: float, overlap: float, reps: int, *, t
     Returns a dict: n, alpha, overlap, seed, status (per replica), energy (L/N in float64 on
     the original problem), q (measured), mu_restricted = alpha E[V' (yhat - q y)] / (1 - q^2)
     (the multiplier of the sub-sphere, eq. 8.24), mu (alpha E[V' yhat]), grad_signal
-    (alpha E[V' s], free on the sub-sphere), stop_time, wall_seconds.
+    (alpha E[V' s], free on the sub-sphere), subsphere_grad_norm (|gradient orthogonal to W and
+    W*| / sqrt(N), 0 at a stop), stop_time, wall_seconds.
     """
     from experiments.threshold import RTOL, point_seed
     from simulation import Integrator, StopRules, make_problem, random_starts, run_dynamics
@@ -87,12 +88,19 @@ def simulate_fixed_overlap(n: int, alpha: float, overlap: float, reps: int, *, t
     y = p64.y[:, None]
     dv = QUARTIC.dV(yhat, y)
     s = (y - q * yhat) / math.sqrt(1.0 - q * q)
+    grad = p64.X.T @ dv
+    sub_grad = []
+    for b in range(W.shape[1]):   # the gradient orthogonal to W and W*: 0 at a stop on the sub-sphere
+        basis, _ = np.linalg.qr(np.stack([W[:, b], u], axis=1))
+        g_b = grad[:, b] - basis @ (basis.T @ grad[:, b])
+        sub_grad.append(float(np.linalg.norm(g_b) / math.sqrt(n)))
     return {"n": n, "alpha": float(alpha), "overlap": q, "seed": seed, "status": list(map(str, red.status)),
             "energy": (QUARTIC.V(yhat, y).sum(axis=0) / n).tolist(),
             "q": (p64.w_star @ W / n).tolist(),
             "mu_restricted": ((dv * (yhat - q * y)).sum(axis=0) / n / (1 - q * q)).tolist(),
             "mu": ((dv * yhat).sum(axis=0) / n).tolist(),
             "grad_signal": ((dv * s).sum(axis=0) / n).tolist(),
+            "subsphere_grad_norm": sub_grad,
             "stop_time": np.asarray(red.stop_time, float).tolist(), "wall_seconds": time.time() - t0}
 
 
@@ -129,3 +137,46 @@ def overlap_compare(predictions: list[dict], runs: list[dict]) -> list[dict]:
                        ratio_e=e / p["e_restricted"])
         rows.append(row)
     return rows
+
+
+def plot_overlap(rows: list[dict], figure: str, predictions: list[dict] | None = None) -> None:
+    """Energy and multiplier against q per alpha: the flow held at q (points, one marker per N)
+    and the restricted Kac-Rice minima at beta = 0 (lines; dashed: whole-sphere minima)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4))
+    alphas = sorted({r["alpha"] for r in rows})
+    colors = dict(zip(alphas, plt.cm.viridis(np.linspace(0, 0.9, len(alphas)))))
+    markers = dict(zip(sorted({r["n"] for r in rows}), "osd^v"))
+    pred = predictions or []
+    for a in alphas:
+        pr = sorted((p for p in pred if p["alpha"] == a), key=lambda p: p["overlap"])
+        if pr:
+            qs = [p["overlap"] for p in pr]
+            ax.plot(qs, [p["e_restricted"] for p in pr], "-", color=colors[a], label=f"alpha = {a:g}")
+            ax.plot(qs, [p["e_sphere"] for p in pr], "--", color=colors[a], lw=0.8)
+            bx.plot(qs, [p["mu_restricted"] for p in pr], "-", color=colors[a])
+        for n, mk in markers.items():
+            sel = sorted((r for r in rows if r["alpha"] == a and r["n"] == n and r["e_sim"] is not None),
+                         key=lambda r: r["overlap"])
+            if not sel:
+                continue
+            dq = 0.006 * (list(markers).index(n) - 0.5)
+            qs = [r["overlap"] + dq for r in sel]
+            ax.errorbar(qs, [r["e_sim"] for r in sel], yerr=[r["e_sim_se"] or 0 for r in sel], fmt=mk,
+                        color=colors[a], ms=4, mfc="none", label=f"flow N = {n}" if a == alphas[0] else None)
+            bx.errorbar(qs, [r["mu_sim"] for r in sel], yerr=[r["mu_sim_se"] or 0 for r in sel], fmt=mk,
+                        color=colors[a], ms=4, mfc="none")
+    ax.set_xlabel("teacher overlap q (held fixed)")
+    ax.set_ylabel("energy e = L/N")
+    ax.set_title("lines: Kac-Rice e_typical on the sub-sphere (dashed: whole sphere)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    bx.set_xlabel("teacher overlap q (held fixed)")
+    bx.set_ylabel("mu on the sub-sphere, alpha E[V' (yhat - q y)] / (1 - q^2)")
+    bx.set_title("points: flow held at q (mean +- s.e. of the trapped replicas)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
