@@ -1,4 +1,4 @@
-"""Annealed Kac-Rice complexity of the local minima of the empirical risk at teacher overlap 0.
+"""Annealed Kac-Rice complexity of the local minima of the empirical risk at teacher overlap q.
 
 docs/theory.md §8. The expected number of local minima of L on the sphere with energy
 e N and q = 0 is exp(N Sigma(e)); the empirical law nu of (yhat_m, y_m) at the counted
@@ -21,6 +21,12 @@ replaced by the inequality alpha E[(chi D / (1 + chi D))^2] < 1 (Hessian gapped)
 ``marginal`` branch the bulk edge of the Hessian is at 0. The Hessian (edge, isolated
 eigenvalue toward the signal, overlap) is computed by :mod:`theory.spectrum` on the law of
 (D, s = y) with the law's own mu (eq. 1.3).
+
+Teacher overlap q != 0 (docs/theory.md §8.10, ``overlap=``): the prior of the fields is phi_q,
+the field along the direction toward the signal is s = (y - q yhat)/sqrt(1 - q^2), the gradient
+along it is a constraint E[V' s] = 0 with multiplier tau (eq. 8.21), and Sigma gains
+1/2 log(1 - q^2) (eq. 8.22); dSigma/dq by the envelope (eq. 8.23). ``restricted=True`` counts the
+minima of L on the sub-sphere of overlap q instead (where a flow held at q stops; eq. 8.24).
 
 Critical points of any index (docs/theory.md §8.8-8.9, :func:`solve_critical_points`,
 :func:`critical_curve`, :func:`critical_landscape`): no edge constraint, chi = -rho(0 + i0) is
@@ -58,7 +64,7 @@ __all__ = ["KacRiceQuadrature", "HIGH_QUAD", "KacRicePoint", "Landscape", "Lands
            "BRANCHES", "SOLVER_TOL",
            "kac_rice_loss", "log_det", "solve_kac_rice", "solve_at_energy", "landscape", "complexity_curve", "bbp_alpha",
            "phase_diagram", "CriticalPoint", "CRIT_LOCAL_NODES", "INDEX_LEVELS", "solve_critical_points",
-           "critical_curve", "critical_landscape", "critical_maximum"]
+           "critical_curve", "critical_landscape", "critical_maximum", "overlap_curvature"]
 
 #: tolerance on every residual of eqs. 8.7-8.9 (and of the energy target)
 SOLVER_TOL = 1e-10
@@ -1428,3 +1434,27 @@ def critical_maximum(alpha: float, start: CriticalPoint, *, loss: Loss | str | N
             return None, walk, f"beta = 0 between e = {cur.energy:.6g} and {nxt.energy:.6g} not solved: {top.message}"
         cur, step = nxt, step * 1.3
     return None, walk, f"beta > 0 up to e = {cur.energy:.6g}"
+
+
+def overlap_curvature(alpha: float, energy: float, *, loss: Loss | str | None = None,
+                      quad: KacRiceQuadrature = KacRiceQuadrature(), restricted: bool = False,
+                      h: float = 0.02) -> dict:
+    """d^2 Sigma / dq^2 at q = 0 and fixed energy (docs/theory.md §8.10): negative when the minima
+    at overlap 0 are the most numerous ones at that energy.
+
+    By symmetry dSigma/dq (eq. 8.23 or 8.25) is odd in q, so D(h) = dSigma/dq(h) / h tends to the
+    curvature with an O(h^2) error; returned: ``value`` = (4 D(h) - D(2h)) / 3 (Richardson),
+    ``residual`` = |D(h) - D(2h)| / 3 (the size of the removed h^2 term), ``converged``, ``message``.
+    """
+    alpha = _check_alpha(alpha)
+    if not (0 < h < 0.25):
+        raise InputError(f"h must be in (0, 0.25), got {h!r}")
+    pts = [solve_at_energy(alpha, energy, loss=loss, quad=quad, overlap=x, restricted=restricted, strict=False)
+           for x in (h, 2 * h)]
+    ok = all(p.converged for p in pts)
+    d1, d2 = (p.dsigma_doverlap / x for p, x in zip(pts, (h, 2 * h)))
+    return {"alpha": alpha, "energy": float(energy), "restricted": bool(restricted), "h": h,
+            "value": float((4 * d1 - d2) / 3) if ok else None, "residual": float(abs(d1 - d2) / 3) if ok else None,
+            "beta": pts[0].beta, "converged": ok,
+            "message": "converged" if ok else "; ".join(p.message for p in pts if not p.converged)}
+

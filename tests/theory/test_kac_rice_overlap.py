@@ -136,3 +136,20 @@ def test_restricted_equals_whole_sphere_at_q0(quartic_q0):
     r = solve_kac_rice(4.0, 0.2, quad=COARSE, restricted=True, guess=quartic_q0.guess)
     assert r.energy == pytest.approx(quartic_q0.energy, abs=1e-12)
     assert r.complexity == pytest.approx(quartic_q0.complexity, abs=1e-12)
+
+
+def test_overlap_curvature():
+    """d^2 Sigma/dq^2 at q = 0: -1 exactly for the y-free loss (the area term alone); for the quartic
+    the Richardson value from eq. 8.23 against a second difference of Sigma(e, q) itself."""
+    from theory.kac_rice import overlap_curvature
+
+    free = overlap_curvature(3.0, 0.3, loss=Y_FREE, quad=COARSE)
+    assert free["converged"] and free["value"] == pytest.approx(-1.0, abs=1e-5)
+    assert free["residual"] < 1e-3
+    c = overlap_curvature(4.0, 1.5, quad=COARSE)
+    s = [solve_at_energy(4.0, 1.5, quad=COARSE, overlap=q).complexity for q in (0.0, 0.05, 0.1)]
+    second = (4 * 2 * (s[1] - s[0]) / 0.05**2 - 2 * (s[2] - s[0]) / 0.1**2) / 3
+    assert c["value"] == pytest.approx(second, abs=2e-5)
+    assert c["value"] < -0.1
+    with pytest.raises(InputError):
+        overlap_curvature(4.0, 1.5, quad=COARSE, h=0.5)
