@@ -77,8 +77,9 @@ class SuccessPrediction:
     q0_critical, q0_lower, q0_upper : q0_c(alpha; T) in q_eff and its bracket
     ratio : r = Var zeta / G^2 at t_linear (0 without the source)
     escape_times : the escape times of the solves that escaped by T
-    seeds : DMFT seeds behind q0_c at the nearest tabulated alpha; with one, the band holds
-        the bracket only, not the Monte Carlo error of q0_c (message says so)
+    seeds : the fewest DMFT seeds behind q0_c at the tabulated alphas the interpolation uses
+        (the two around alpha, or alpha itself when tabulated); with one, the band holds the
+        bracket only, not the Monte Carlo error of q0_c (message says so)
     """
 
     alpha: float
@@ -283,11 +284,13 @@ def success_probability(alpha: float, n: int, config: SuccessConfig | None = Non
     ends = [law(qc, n, rr) for qc in (lo, up) for rr in (max(r - r_sd, 0.0), r + r_sd)]
     p_low, p_high = min(ends + [p]), max(ends + [p])
     near = alphas[np.argmin(np.abs(alphas - alpha))]
+    # the tabulated alphas the interpolation leans on (the node itself when alpha is one), as alpha_c
+    used = [near] if abs(near - alpha) < 1e-9 else list(_interval(alphas, alpha))
+    seeds = min(int(tab[a]["seeds"]) for a in used)
     return SuccessPrediction(alpha=float(alpha), n=int(n), t_max=cfg.t_max, success_probability=p, low=p_low,
                              high=p_high, uncertainty=0.5 * (p_high - p_low), q0_critical=q0c, q0_lower=lo,
                              q0_upper=up, ratio=r, escape_times=tab[near]["escape_times"], converged=True,
-                             message=SINGLE_SEED_CAVEAT if tab[near]["seeds"] < 2 else "",
-                             seeds=int(tab[near]["seeds"]))
+                             message=SINGLE_SEED_CAVEAT if seeds < 2 else "", seeds=seeds)
 
 
 def _interval(alphas: np.ndarray, a: float) -> tuple[float, float]:

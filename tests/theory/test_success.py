@@ -211,6 +211,12 @@ def test_alpha_c_caveat_looks_only_at_the_alphas_around_its_root(tmp_path):
                                                "config": {"level": cfg.level, "t_linear": cfg.t_linear,
                                                           "samples": cfg.samples, "dt_max": cfg.dt_max}})
     assert success_probability(4.5, 1024, cfg).message == SINGLE_SEED_CAVEAT
+    # the same rule for one prediction: alpha = 5.9 interpolates between 4 (one seed) and 6 (two)
+    # although 6 is the nearest node; alpha = 6 itself and 7 lean on two-seed nodes only
+    assert success_probability(5.9, 1024, cfg).seeds == 1
+    assert success_probability(5.9, 1024, cfg).message == SINGLE_SEED_CAVEAT
+    assert success_probability(6.0, 1024, cfg).seeds == 2
+    assert success_probability(7.0, 1024, cfg).message == ""
     far = [n for n in (1024, 4096, 16384, 65536) if alpha_c(n, cfg)["lower"] >= 6.0]
     assert far, [alpha_c(n, cfg) for n in (1024, 4096, 16384, 65536)]
     assert alpha_c(far[0], cfg)["message"] == ""
