@@ -574,6 +574,9 @@ def _add_landscape(subparsers) -> None:
     p.add_argument("--overlap", type=number_arg, default=D.overlap, metavar="Q",
                    help=f"teacher overlap q = <W, W*>/N of the counted minima, |q| < 1 (default {D.overlap:g}; "
                         "q != 0 costs ~2x per point)")
+    p.add_argument("--restricted", action="store_true",
+                   help="count the minima of L on the sub-sphere <W, W*>/N = q (where a flow held at q stops, "
+                        "docs/theory.md eq. 8.24) instead of the minima of L at overlap q")
     p.add_argument("--loss", default=D.loss, metavar="NAME",
                    help=f"loss from the registry, even in yhat and y (default {D.loss})")
     p.add_argument("--beta-limit", type=number_arg, default=D.beta_limit, metavar="B",
@@ -596,13 +599,13 @@ def _run_landscape(args) -> int:
         raise InputError(f"--beta-limit must be > 0, got {args.beta_limit:g}")
     if not abs(args.overlap) < 1:
         raise InputError(f"--overlap must satisfy |q| < 1, got {args.overlap:g}")
-    if args.critical and args.overlap != 0:
+    if args.critical and (args.overlap != 0 or args.restricted):
         raise InputError("--critical is computed at q = 0 only (docs/theory.md §8.8); drop --overlap or --critical")
     if sys.stderr.isatty():   # progress for a person; a failure must stay a single line on stderr
         print(f"landscape alpha={args.alpha:g} q={args.overlap:g}: solving beta = 0, then the window ends ...",
               file=sys.stderr)
     record = landscape(args.alpha, energy=args.energy, loss=args.loss, beta_limit=args.beta_limit,
-                       overlap=args.overlap).to_dict()
+                       overlap=args.overlap, restricted=args.restricted).to_dict()
     if args.critical:
         from .kac_rice import critical_landscape
 

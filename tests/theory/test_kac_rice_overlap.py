@@ -153,3 +153,18 @@ def test_overlap_curvature():
     assert c["value"] < -0.1
     with pytest.raises(InputError):
         overlap_curvature(4.0, 1.5, quad=COARSE, h=0.5)
+
+
+@pytest.mark.slow
+def test_cli_json_at_an_overlap(capsys):
+    """Slow (~20 s): the landscape command at q = 0.2 on the default grid."""
+    import json
+
+    from theory.cli import main
+
+    assert main(["landscape", "--alpha", "4", "--overlap", "0.2", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["converged"] and rec["overlap"] == 0.2 and rec["restricted"] is False
+    assert rec["e_low"] < rec["e_typical"] < rec["e_high"]
+    assert abs(rec["residuals"]["gradient_signal"]) < SOLVER_TOL
+    assert rec["dsigma_doverlap"] < 0 and rec["tau"] != 0
