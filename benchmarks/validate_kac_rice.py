@@ -23,6 +23,8 @@ reproducible and writing one result file (atomic, provenance attached):
              -> results/kac_rice/overlap_runs.json (resumable: done points are skipped)
     overlap-compare  the runs against the predictions -> results/kac_rice/overlap_compare.json
              and figures/kac_rice_overlap.png
+    count    a direct count of the minima at q = 0 for N = 16-48 (many starts + Newton) against
+             exp(N Sigma(e_typical)) -> results/kac_rice/minima_count.json (resumable)
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/validate_kac_rice.py window
 """
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     osim.add_argument("--n", type=int, nargs="+", default=[1000, 2000])
     osim.add_argument("--reps", type=int, default=8)
     sub.add_parser("overlap-compare")
+    cnt = sub.add_parser("count")
+    cnt.add_argument("--sizes", type=int, nargs="+", default=[16, 24, 32, 40, 48])
+    cnt.add_argument("--alpha", type=float, default=4.0)
+    cnt.add_argument("--data-sets", type=int, default=4)
+    cnt.add_argument("--starts-per-n", type=int, default=100, help="random starts per data set = this x N")
     args = ap.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.cmd == "window":
@@ -182,6 +189,27 @@ def main(argv: list[str] | None = None) -> int:
         plot_overlap(rows, "figures/kac_rice_overlap.png", pred["rows"])
         print(format_rows(rows, ["n", "alpha", "overlap", "trapped", "e_sim", "e_sim_se", "e_kr", "shift_e_sim",
                                  "shift_e_kr", "mu_sim", "mu_kr", "shift_mu_sim", "shift_mu_kr"]))
+    elif args.cmd == "count":
+        from experiments.minima_count import count_table, run_counts
+        from theory.kac_rice import solve_kac_rice
+
+        path = OUT / "minima_count.json"
+        done = json.loads(path.read_text())["records"] if path.exists() else []
+        prov = provenance(stage="count", alpha=args.alpha, data_sets=args.data_sets, starts_per_n=args.starts_per_n,
+                          experiment="experiments.minima_count.count_minima")
+
+        def save(records):
+            _write_json(path, {"provenance": prov, "records": records})
+
+        records = done
+        for n in args.sizes:
+            records = run_counts([n], args.alpha, args.data_sets, args.starts_per_n * n, records, save, log=log)
+        sigma = solve_kac_rice(args.alpha).complexity
+        rows = count_table([r for r in records if r["alpha"] == args.alpha], sigma_typical=sigma)
+        _write_json(path, {"provenance": prov, "records": records, "table": rows})
+        print(format_rows(rows, ["n", "data_sets", "starts", "mean_count", "se_count", "log_mean_over_n",
+                                 "mean_log_over_n", "slope_annealed", "slope_quenched", "e_over_minima",
+                                 "e_over_starts", "new_in_last_half", "sigma_typical"]))
     elif args.cmd == "simulate":
         simulate_states(OUT / "states", args.alphas, args.n, args.reps, log=log)
     else:
