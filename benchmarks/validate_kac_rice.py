@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         _write_json(path, {"provenance": prov, "records": records, "table": rows})
         print(format_rows(rows, ["n", "data_sets", "starts", "mean_count", "se_count", "log_mean_over_n",
                                  "mean_log_over_n", "slope_annealed", "slope_quenched", "e_over_minima",
-                                 "e_over_starts", "new_in_last_half", "sigma_typical"]))
+                                 "e_over_starts", "ratio_starts_to_minima", "ratio_se", "new_in_last_half",
+                                 "sigma_typical"]))
     elif args.cmd == "simulate":
         simulate_states(OUT / "states", args.alphas, args.n, args.reps, log=log)
     else:

@@ -112,23 +112,41 @@ def count_minima(n: int, alpha: float, data_seed: int, starts: int, *, t_max: fl
             "new_in_last_half": int(new_late), "wall_seconds": time.time() - t0}
 
 
+def _energy_ratio(record: dict) -> float:
+    e = np.array([m["energy"] for m in record["minima"]])
+    h = np.array([m["hits"] for m in record["minima"]], float)
+    return float((e * h).sum() / h.sum() / e.mean())
+
+
+def _mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
+    v = np.asarray(values, float)
+    if v.size == 0:
+        return None, None
+    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None)
+
+
 def count_table(records: list[dict], sigma_typical: float | None = None) -> list[dict]:
     """Per N: the mean number of distinct spurious minima over data sets (annealed) and the mean
     of its log (quenched), their (1/N) logs, the slopes between successive N (prefactors of the
     form N^g cancel up to g log(N2/N1)/(N2 - N1)), and the energy averaged over distinct minima
-    against the energy averaged over starts (basin weights)."""
+    against the energy averaged over starts (basin weights), and per data set the ratio of the
+    two (``ratio_starts_to_minima``, mean and s.e. over data sets: below 1 when the flow's basins
+    favour the lower minima)."""
     rows = []
     for n in sorted({r["n"] for r in records}):
         rs = [r for r in records if r["n"] == n]
         counts = np.array([len(r["minima"]) for r in rs], float)
         e_min = np.concatenate([[m["energy"] for m in r["minima"]] for r in rs]) if counts.sum() else np.array([])
         hits = np.concatenate([[m["hits"] for m in r["minima"]] for r in rs]) if counts.sum() else np.array([])
+        # per data set: energy over starts / energy over distinct minima (the labels' scale cancels)
+        ratios = [_energy_ratio(r) for r in rs if r["minima"]]
         rows.append({"n": n, "data_sets": len(rs), "starts": rs[0]["starts"], "mean_count": float(counts.mean()),
                      "se_count": float(counts.std(ddof=1) / math.sqrt(len(rs))) if len(rs) > 1 else None,
                      "log_mean_over_n": float(math.log(counts.mean()) / n) if counts.mean() > 0 else None,
                      "mean_log_over_n": float(np.mean(np.log(np.maximum(counts, 1))) / n),
                      "e_over_minima": float(e_min.mean()) if e_min.size else None,
                      "e_over_starts": float((e_min * hits).sum() / hits.sum()) if e_min.size else None,
+                     "ratio_starts_to_minima": _mean_se(ratios)[0], "ratio_se": _mean_se(ratios)[1],
                      "new_in_last_half": int(sum(r["new_in_last_half"] for r in rs)),
                      "sigma_typical": sigma_typical})
     for a, b in zip(rows, rows[1:]):

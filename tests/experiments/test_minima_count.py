@@ -45,3 +45,6 @@ def test_count_table_slopes():
     h = np.array([1, 2, 1, 2, 3, 4])
     assert rows[0]["e_over_minima"] == pytest.approx(e.mean())
     assert rows[0]["e_over_starts"] == pytest.approx((e * h).sum() / h.sum())
+    r1 = (1.0 * 1 + 1.1 * 2) / 3 / 1.05
+    r2 = (1.0 + 2.2 + 3.6 + 5.2) / 10 / 1.15
+    assert rows[0]["ratio_starts_to_minima"] == pytest.approx((r1 + r2) / 2)
