@@ -173,7 +173,8 @@ def plot_overlap(rows: list[dict], figure: str, predictions: list[dict] | None =
     ax.set_xlabel("teacher overlap q (held fixed)")
     ax.set_ylabel("energy e = L/N")
     ax.set_title("lines: Kac-Rice e_typical on the sub-sphere (dashed: whole sphere)", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="lower left", framealpha=0.7)
+    ax.set_ylim(-0.9, None)               # room for the legend below the alpha = 3 points
     bx.set_xlabel("teacher overlap q (held fixed)")
     bx.set_ylabel("mu on the sub-sphere, alpha E[V' (yhat - q y)] / (1 - q^2)")
     bx.set_title("points: flow held at q (mean +- s.e. of the trapped replicas)", fontsize=9)
