@@ -23,10 +23,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.linalg import eigh, null_space
 
+from theory.loss import Loss
+
 __all__ = ["newton_refine", "count_minima", "count_table"]
 
 
-def newton_refine(X: np.ndarray, y: np.ndarray, w: np.ndarray, loss, *, tol: float = 1e-11,
+def newton_refine(X: np.ndarray, y: np.ndarray, w: np.ndarray, loss: Loss, *, tol: float = 1e-11,
                   max_steps: int = 30) -> dict:
     """Riemannian Newton on the sphere |w|^2 = N for one state (dense, small N).
 

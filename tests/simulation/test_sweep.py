@@ -38,6 +38,18 @@ def assert_same_results(a, b, mask=None):
         assert np.array_equal(x, y), v
 
 
+def assert_close_results(a, b):
+    """Equality of the result variables up to rounding (relative 1e-8): for a file written on
+    another machine, whose numpy / BLAS may round the last bits differently. A changed default
+    (tolerance, stop rule) moves them by far more."""
+    for v in VARIABLES:
+        x, y = np.asarray(a[v].values), np.asarray(b[v].values)
+        if x.dtype.kind == "f":
+            assert np.allclose(x, y, rtol=1e-8, atol=1e-12, equal_nan=True), v
+        else:
+            assert np.array_equal(x, y), v
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The SMALL sweep run in this process, start after start."""
@@ -485,10 +497,12 @@ def test_a_format1_file_resumes_with_its_old_default_values(tmp_path, capsys):
     assert entry(FORMAT1_ARGS + ["--out", str(out)]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["previously_done"] == 4 and res["completed"] == 0
-    # the same numbers; the in-process sweep with today's code gives them too
+    # the same numbers; the in-process sweep with today's code gives them too (to rounding: the
+    # file was written on another machine; with numpy 2.4.6 / OpenBLAS 0.3.31 the energies differ by
+    # up to 5e-13 and the stop times by 1e-10)
     fresh = tmp_path / "fresh.nc"
     assert entry(FORMAT1_ARGS + ["--out", str(fresh)]) == 0
-    assert_same_results(read_sweep(fresh), before)
+    assert_close_results(read_sweep(fresh), before)
 
 
 @pytest.mark.parametrize("extra, words", [(["--success-overlap", "0.9"], "success_overlap"),
