@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from experiments import finite_n as study
-from experiments.finite_n_theory import deviation
+from experiments.finite_n_theory import deviation, prediction_standard_error
 
 #: The validation's points: (N, alpha, clusters of 16 starts); 416 starts.
 VALIDATION_POINTS = ((256, 4.0, 4), (256, 5.0, 4), (256, 6.0, 4), (256, 7.0, 4),
@@ -170,8 +170,7 @@ def _predictions(n: int, alpha: float, ds, files, t_max: float) -> list[dict]:
                     m = int(decided.sum())
                     p = k / m if m else float("nan")
                     pred = row["success_probability"]
-                    # the s.e. and z of experiments.finite_n_theory.deviation (floor 1/(4 m))
-                    se = float(np.sqrt(max(pred * (1 - pred), 1.0 / (4 * m)) / m)) if m else float("nan")
+                    se = prediction_standard_error(m, pred) if m else float("nan")
                     out.append(dict(file=str(path), variant=variant, horizon=horizon, p=pred, low=row["low"],
                                     high=row["high"], measured=p, measured_successes=k, starts=m,
                                     se_of_prediction=se, z=deviation(k, m, pred) if m else None))

@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # annotations only
     import matplotlib.figure
 
 __all__ = ["compute_critical_table", "simulated_success", "compare", "prediction_rows", "implied_q0c", "markdown_rows", "success_figure",
-           "alpha_c_figure", "fixed_start_prediction", "run_fixed_start", "compare_fixed_start", "deviation", "SWEEP_DIR", "ALPHA_C_INFINITY"]
+           "alpha_c_figure", "fixed_start_prediction", "run_fixed_start", "compare_fixed_start", "deviation", "prediction_standard_error",
+           "SWEEP_DIR", "ALPHA_C_INFINITY"]
 
 #: the N = infinity threshold-state critical alpha (docs/theory.md 3.5; python -m theory alpha-c)
 ALPHA_C_INFINITY = 13.80
@@ -101,10 +102,15 @@ def simulated_success(horizon: float, sweep_dir: str | Path = SWEEP_DIR) -> list
     return rows
 
 
+def prediction_standard_error(m: int, p: float) -> float:
+    """s.e. sqrt(p (1 - p) / m) of a count of m trials predicted to succeed with probability p,
+    p (1 - p) floored at 1/(4 m) so that a prediction of 0 or 1 stays finite."""
+    return math.sqrt(max(p * (1 - p), 1.0 / (4 * m)) / m)
+
+
 def deviation(k: int, m: int, p: float) -> float:
-    """z = (k/m - p) / s.e., the s.e. of the predicted binomial, p (1 - p) floored at 1/(4 m)
-    so that a prediction of 0 or 1 stays finite."""
-    return (k / m - p) / math.sqrt(max(p * (1 - p), 1.0 / (4 * m)) / m)
+    """z = (k/m - p) / s.e., the s.e. of the predicted binomial (:func:`prediction_standard_error`)."""
+    return (k / m - p) / prediction_standard_error(m, p)
 
 
 def compare(config: SuccessConfig, sweep_dir: str | Path = SWEEP_DIR) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.linalg import eigh, null_space
 
 from theory.loss import Loss
+from theory.statistics import standard_error
 
 __all__ = ["newton_refine", "count_minima", "count_table"]
 
@@ -124,11 +125,11 @@ def _mean_se(values: Sequence[float]) -> tuple[float | None, float | None]:
     v = np.asarray(values, float)
     if v.size == 0:
         return None, None
-    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None)
+    return float(v.mean()), (float(standard_error(v)) if v.size > 1 else None)
 
 
 def count_table(records: list[dict], sigma_typical: float | None = None) -> list[dict]:
-    """Per N: the mean number of distinct spurious minima over data sets (annealed) and the mean
+    """Per N: the mean number of distinct minima over data sets (annealed) and the mean
     of its log (quenched), their (1/N) logs, the slopes between successive N (prefactors of the
     form N^g cancel up to g log(N2/N1)/(N2 - N1)), and the energy averaged over distinct minima
     against the energy averaged over starts (basin weights), and per data set the ratio of the
@@ -143,7 +144,7 @@ def count_table(records: list[dict], sigma_typical: float | None = None) -> list
         # per data set: energy over starts / energy over distinct minima (the labels' scale cancels)
         ratios = [_energy_ratio(r) for r in rs if r["minima"]]
         rows.append({"n": n, "data_sets": len(rs), "starts": rs[0]["starts"], "mean_count": float(counts.mean()),
-                     "se_count": float(counts.std(ddof=1) / math.sqrt(len(rs))) if len(rs) > 1 else None,
+                     "se_count": float(standard_error(counts)) if len(rs) > 1 else None,
                      "log_mean_over_n": float(math.log(counts.mean()) / n) if counts.mean() > 0 else None,
                      "mean_log_over_n": float(np.mean(np.log(np.maximum(counts, 1))) / n),
                      "e_over_minima": float(e_min.mean()) if e_min.size else None,

@@ -22,6 +22,7 @@ import numpy as np
 
 from theory.kac_rice import KacRiceQuadrature, solve_kac_rice
 from theory.loss import Loss, make_loss
+from theory.statistics import standard_error
 
 __all__ = ["overlap_predictions", "fixed_overlap_loss", "simulate_fixed_overlap", "overlap_compare", "plot_overlap"]
 
@@ -118,7 +119,7 @@ def overlap_compare(predictions: list[dict], runs: list[dict]) -> list[dict]:
         if not vals:
             return None, None, 0
         vals = np.asarray(vals)
-        return float(vals.mean()), float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else None, vals.size
+        return float(vals.mean()), float(standard_error(vals)) if vals.size > 1 else None, vals.size
 
     rows = []
     for key in sorted(by_point):
