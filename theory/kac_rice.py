@@ -194,16 +194,18 @@ class _Grid:
         # whole sphere, (yhat - q y)/(1 - q^2) on the sub-sphere of overlap q (eq. 8.24)
         if self.restricted:
             self.uV1 = (self.u - q * self.y) / one_q2 * self.dV
-            self.V1_dq_mult = self.dV * (2 * q * self.u - (1 + q * q) * self.y) / one_q2**2
         else:
             self.uV1 = self.u * self.dV
         self.V1sq = self.dV ** 2
         self.s = (self.y - q * self.u) / math.sqrt(one_q2)
         self.V1s = self.dV * self.s
-        # q-derivatives at fixed (u, y), for the envelope dSigma/dq (eq. 8.23)
-        self.dq_log_density = (q / one_q2 + self.u * self.y / one_q2
-                               - q * (self.u**2 - 2 * q * self.u * self.y + self.y**2) / one_q2**2)
-        self.V1_dq_s = self.dV * (q * self.y - self.u) / one_q2**1.5
+        if q != 0.0:   # q-derivatives at fixed (u, y), for the envelope dSigma/dq (eqs. 8.23, 8.25)
+            self.dq_log_density = (q / one_q2 + self.u * self.y / one_q2
+                                   - q * (self.u**2 - 2 * q * self.u * self.y + self.y**2) / one_q2**2)
+            if self.restricted:
+                self.V1_dq_mult = self.dV * (2 * q * self.u - (1 + q * q) * self.y) / one_q2**2
+            else:
+                self.V1_dq_s = self.dV * (q * self.y - self.u) / one_q2**1.5
         # nodes on the outer rim of the grid (tail diagnostic)
         self.rim = (np.abs(self.u) > quad.u_max * 0.97) | (self.y > quad.y_max * 0.97)
 
@@ -335,7 +337,7 @@ def _law_summary(g: _Grid, p: np.ndarray, alpha: float) -> dict:
     yhat_y = 0.0 if g.overlap == 0.0 else float(p @ (g.u * g.y))
     return {"mean_abs_yhat": float(p @ au), "mean_yhat2": float(p @ g.u**2),
             "mean_V": float(p @ g.V), "mean_D": float(p @ g.D), "P_D_negative": float(p[g.D < 0].sum()),
-            "P_abs_yhat_below_abs_y": float(p[au < np.abs(g.y)].sum()), "min_D": float(g.D[p > 1e-14].min()),
+            "P_abs_yhat_below_abs_y": float(p[au < g.y].sum()), "min_D": float(g.D[p > 1e-14].min()),
             "mean_yhat_y": yhat_y, "mean_y2": float(p @ g.y**2),
             "gradient_signal": 0.0 if g.overlap == 0.0 else float(p @ g.V1s), "normalisation": float(p.sum())}
 
