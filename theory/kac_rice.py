@@ -281,9 +281,11 @@ class KacRicePoint:
     ``rho_edge``, ``isolated_eigenvalue``, ``overlap2``, ``bbp_residual`` come from
     :func:`theory.spectrum.spectrum_summary` on the law of (D, s = y) with mu (an
     independent evaluation of eqs. 2.3-2.9: on the marginal branch bulk_edge ~ 0 and
-    rho_edge = -chi). ``law``: summary numbers of nu (eq. 8.6). ``residuals``: eqs.
-    8.7-8.9 (edge only on the marginal branch), the gradient along the signal (eq. 8.21; 0 by
-    symmetry at q = 0) and the tail mass on the grid rim. Status: ``converged`` (every residual
+    rho_edge = -chi). ``law``: summary numbers of nu (eq. 8.6), among them
+    ``mean_Vprime_s`` = E_nu[V' s], the unnormalised gradient along the signal. ``residuals``:
+    eqs. 8.7-8.9 (edge only on the marginal branch), ``gradient_signal`` (eq. 8.21 as solved,
+    normalised; 0 by symmetry at q = 0, None on the restricted sub-sphere where it is free) and
+    the tail mass on the grid rim. Status: ``converged`` (every residual
     below :data:`SOLVER_TOL`, rim mass below 1e-9, spectrum converged, branch consistent),
     ``iterations`` (residual evaluations), ``residual`` (the largest equation residual),
     ``message``.
@@ -339,7 +341,7 @@ def _law_summary(g: _Grid, p: np.ndarray, alpha: float) -> dict:
             "mean_V": float(p @ g.V), "mean_D": float(p @ g.D), "P_D_negative": float(p[g.D < 0].sum()),
             "P_abs_yhat_below_abs_y": float(p[au < g.y].sum()), "min_D": float(g.D[p > 1e-14].min()),
             "mean_yhat_y": yhat_y, "mean_y2": float(p @ g.y**2),
-            "gradient_signal": 0.0 if g.overlap == 0.0 else float(p @ g.V1s), "normalisation": float(p.sum())}
+            "mean_Vprime_s": 0.0 if g.overlap == 0.0 else float(p @ g.V1s), "normalisation": float(p.sum())}
 
 
 def _default_guess(alpha: float) -> tuple[float, float, float, float]:
